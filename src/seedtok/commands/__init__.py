@@ -1,0 +1,1 @@
+"""CLI subcommands: thin argument wrappers around importable functions."""

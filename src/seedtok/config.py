@@ -1,0 +1,304 @@
+"""Configuration: one frozen dataclass per component, nested in :class:`TokenizerConfig`.
+
+Presets are plain data (:data:`PRESETS`), never a registry. ``seed1`` is the paper-exact
+SEED-1 tokenizer (arXiv 2307.08041, sec. 3.1; sizes read from the released reference code);
+``tiny`` is the 2-core CPU default with the same architecture at small sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot describe a valid model."""
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """EVA-style ViT (paper sec. 3.1: the frozen ViT encoder; EVA ViT-g/14 for SEED-1)."""
+
+    image_size: int = 224
+    patch_size: int = 14
+    in_channels: int = 3
+    hidden_size: int = 1408
+    num_layers: int = 39
+    num_heads: int = 16
+    mlp_hidden_size: int = 6144  # int(1408 * 4.3637) in EVA ViT-g
+    ln_eps: float = 1e-6
+    qkv_bias: str = "qv"  # EVA: q and v biases, none on k; "qkv" or "none" also accepted
+    final_norm: bool = False  # EVA ViT-g as used by BLIP-2 / SEED has no final norm
+
+    def __post_init__(self) -> None:
+        _check(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
+        _check(self.hidden_size % self.num_heads == 0, "vision hidden_size must divide by num_heads")
+        _check(self.qkv_bias in ("qv", "qkv", "none"), "qkv_bias must be 'qv', 'qkv' or 'none'")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+@dataclass(frozen=True)
+class QFormerConfig:
+    """BERT-style Q-Former: learned queries, self-attention among them, cross-attention to an
+    encoder every ``cross_attention_every`` layers (paper sec. 3.1, Causal / Reverse Q-Former).
+
+    ``causal`` makes query i attend to queries 0..i only (SEED's 1-D causal dependency).
+    ``vocab_size > 0`` adds the text branch used by stage-1 contrastive training (word and
+    position embeddings, a text FFN per layer, ``vision_proj``/``text_proj``, ``temp``).
+    """
+
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    ln_eps: float = 1e-12
+    cross_attention_every: int = 2
+    num_queries: int = 32
+    causal: bool = True
+    encoder_width: int = 1408
+    vocab_size: int = 0
+    max_text_len: int = 512
+    proj_dim: int = 256
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.hidden_size % self.num_heads == 0, "Q-Former hidden_size must divide by num_heads")
+        _check(self.cross_attention_every >= 1, "cross_attention_every must be >= 1")
+        _check(self.num_queries >= 1 and self.num_layers >= 1, "Q-Former needs queries and layers")
+
+    @property
+    def has_text_branch(self) -> bool:
+        return self.vocab_size > 0
+
+    def has_cross_attention(self, layer: int) -> bool:
+        return layer % self.cross_attention_every == 0
+
+
+@dataclass(frozen=True)
+class CodebookConfig:
+    """VQ codebook (paper sec. 3.1). ``kind='reference'`` is the SEED-1 quantizer:
+    squared-Euclidean lookup, loss mse(sg(zq), z) + beta * mse(zq, sg(z)) (taming's legacy
+    weighting)."""
+
+    codebook_size: int = 8192
+    codebook_dim: int = 32
+    beta: float = 0.25
+    kind: str = "reference"
+
+    def __post_init__(self) -> None:
+        _check(self.codebook_size >= 2 and self.codebook_dim >= 1, "codebook too small")
+        _check(self.kind in ("reference", "cosine"), "codebook kind must be 'reference' or 'cosine'")
+
+
+@dataclass(frozen=True)
+class DecoderBlocksConfig:
+    """``pos_embed`` + ViT blocks applied to the de-quantized codes before the Reverse
+    Q-Former (``pos_embed_text`` / ``blocks_text`` in the reference)."""
+
+    num_layers: int = 4
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    ln_eps: float = 1e-6
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """The whole SEED tokenizer: image -> 32 ids -> generation embeddings."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    ln_vision_eps: float = 1e-5
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    codebook: CodebookConfig = field(default_factory=CodebookConfig)
+    decoder: DecoderBlocksConfig = field(default_factory=DecoderBlocksConfig)
+    reverse_qformer: QFormerConfig = field(
+        default_factory=lambda: QFormerConfig(num_layers=4, num_queries=77, causal=False, encoder_width=768)
+    )
+    generation_dim: int = 768
+    image_mean: tuple[float, float, float] = CLIP_MEAN
+    image_std: tuple[float, float, float] = CLIP_STD
+
+    def __post_init__(self) -> None:
+        _check(
+            self.qformer.encoder_width == self.vision.hidden_size,
+            f"qformer.encoder_width ({self.qformer.encoder_width}) must equal vision.hidden_size "
+            f"({self.vision.hidden_size})",
+        )
+        _check(
+            self.reverse_qformer.encoder_width == self.qformer.hidden_size,
+            "reverse_qformer.encoder_width must equal qformer.hidden_size",
+        )
+        _check(self.qformer.hidden_size % self.decoder.num_heads == 0, "decoder heads must divide hidden")
+        _check(not self.reverse_qformer.has_text_branch, "the Reverse Q-Former has no text branch")
+
+    @property
+    def num_tokens(self) -> int:
+        """Image tokens per image (32 for SEED)."""
+        return self.qformer.num_queries
+
+    @property
+    def generation_len(self) -> int:
+        return self.reverse_qformer.num_queries
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TokenizerConfig":
+        return _from_dict(cls, data, "config")
+
+    def replace(self, **changes: Any) -> "TokenizerConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = _NESTED.get((cls, name))
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
+        elif name in ("image_mean", "image_std"):
+            kwargs[name] = tuple(float(v) for v in value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # wrong value types reach dataclass construction
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+_NESTED: dict[tuple[type, str], type] = {
+    (TokenizerConfig, "vision"): VisionConfig,
+    (TokenizerConfig, "qformer"): QFormerConfig,
+    (TokenizerConfig, "codebook"): CodebookConfig,
+    (TokenizerConfig, "decoder"): DecoderBlocksConfig,
+    (TokenizerConfig, "reverse_qformer"): QFormerConfig,
+}
+
+# bert-base-uncased vocabulary + the added [DEC] token of BLIP-2's Q-Former tokenizer.
+SEED1_TEXT_VOCAB = 30523
+
+_SEED1 = TokenizerConfig()
+
+_TINY = TokenizerConfig(
+    vision=VisionConfig(
+        image_size=64, patch_size=8, hidden_size=128, num_layers=4, num_heads=4, mlp_hidden_size=512
+    ),
+    qformer=QFormerConfig(
+        hidden_size=128,
+        num_layers=4,
+        num_heads=4,
+        intermediate_size=512,
+        num_queries=32,
+        causal=True,
+        encoder_width=128,
+    ),
+    codebook=CodebookConfig(codebook_size=1024, codebook_dim=32),
+    decoder=DecoderBlocksConfig(num_layers=2, num_heads=4),
+    reverse_qformer=QFormerConfig(
+        hidden_size=128,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=512,
+        num_queries=32,
+        causal=False,
+        encoder_width=128,
+    ),
+    generation_dim=384,  # MiniLM-L6 token states stand in for CLIP-L's 768
+)
+
+PRESETS: dict[str, TokenizerConfig] = {
+    # Paper-exact SEED-1 inference tokenizer (the released checkpoint layout).
+    "seed1": _SEED1,
+    # SEED-1 with the Causal Q-Former's text branch, for stage-1 training and for loading a
+    # full causal_qformer.pth without dropping its text weights.
+    "seed1-stage1": _SEED1.replace(qformer=dataclasses.replace(_SEED1.qformer, vocab_size=SEED1_TEXT_VOCAB)),
+    "tiny": _TINY,
+}
+
+
+def get_preset(name: str) -> TokenizerConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def config_from_parity_meta(meta: Mapping[str, Any]) -> TokenizerConfig:
+    """Build a config from a golden-data ``meta.json`` (format: shared/parity/README.md).
+
+    The golden sets are the reference architecture at reduced widths, so every field not in
+    ``meta.json`` keeps the reference's rule (e.g. the Reverse Q-Former shares the Causal
+    Q-Former's BERT sizes; its cross-attention reads the Causal Q-Former's hidden states).
+    """
+    v, q, cb = meta["vit"], meta["qformer"], meta["codebook"]
+    dec, rq = meta["decoder_blocks"], meta["reverse_qformer"]
+    bias = {"q and v only": "qv", "qkv": "qkv", "none": "none"}.get(str(v.get("qkv_bias", "q and v only")))
+    _check(bias is not None, f"meta.json: unknown vit.qkv_bias {v.get('qkv_bias')!r}")
+    vision = VisionConfig(
+        image_size=int(v["image_size"]),
+        patch_size=int(v["patch_size"]),
+        hidden_size=int(v["width"]),
+        num_layers=int(v["depth"]),
+        num_heads=int(v["heads"]),
+        mlp_hidden_size=int(v["mlp_hidden"]),
+        ln_eps=float(v.get("ln_eps", 1e-6)),
+        qkv_bias=bias,
+        final_norm=bool(v.get("final_norm", False)),
+    )
+    qformer = QFormerConfig(
+        hidden_size=int(q["hidden"]),
+        num_layers=int(q["layers"]),
+        num_heads=int(q["heads"]),
+        intermediate_size=int(q["intermediate"]),
+        ln_eps=float(q.get("ln_eps", 1e-12)),
+        cross_attention_every=int(q.get("cross_attention_every", 2)),
+        num_queries=int(q["num_queries"]),
+        causal=bool(q.get("causal", True)),
+        encoder_width=vision.hidden_size,
+    )
+    reverse = dataclasses.replace(
+        qformer,
+        num_layers=int(rq["layers"]),
+        num_queries=int(rq["num_queries"]),
+        cross_attention_every=int(rq.get("cross_attention_every", 2)),
+        causal=bool(rq.get("causal", False)),
+        num_heads=int(rq.get("heads", qformer.num_heads)),
+        intermediate_size=int(rq.get("intermediate", qformer.intermediate_size)),
+        encoder_width=qformer.hidden_size,
+    )
+    return TokenizerConfig(
+        vision=vision,
+        ln_vision_eps=float(meta.get("ln_vision_eps", 1e-5)),
+        qformer=qformer,
+        codebook=CodebookConfig(codebook_size=int(cb["size"]), codebook_dim=int(cb["dim"])),
+        decoder=DecoderBlocksConfig(
+            num_layers=int(dec["depth"]),
+            num_heads=int(dec["heads"]),
+            mlp_ratio=float(dec.get("mlp_ratio", 4.0)),
+            ln_eps=float(dec.get("ln_eps", 1e-6)),
+        ),
+        reverse_qformer=reverse,
+        generation_dim=int(meta["generation_dim"]),
+    )
