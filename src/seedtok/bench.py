@@ -65,7 +65,7 @@ def bench_encode(preset: str = "seed1", batch: int = 8, repeats: int = 3, seed: 
     config = get_preset(preset)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    model = SeedTokenizer(config).eval()
+    model = SeedTokenizer(config).eval().requires_grad_(False)  # inference: frozen
     build_s = time.perf_counter() - t0
     size = config.vision.image_size
     pixels = torch.randn(batch, 3, size, size)
