@@ -149,3 +149,17 @@ def test_safetensors_reference_file_reads(tmp_path, tiny_model):
     model, _ = tokenizer_from_reference(read_state_dict(tmp_path / "ref.safetensors"), tiny_model.config)
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(model.encode(x)[0], tiny_model.encode(x)[0])
+
+
+def test_convert_command_writes_a_loadable_model(golden_dir, tmp_path, monkeypatch, capsys):
+    """`seedtok convert` on the three files; the reduced golden config stands in for seed1."""
+    import seedtok.checkpoint as ck
+    from seedtok.cli import main
+
+    paths = _split_like_release(golden_dir, tmp_path)
+    reference_model, pixels, golden, _ = load_golden(golden_dir)
+    monkeypatch.setattr(ck, "get_preset", lambda name: reference_model.config)
+    args = ["convert", "--eva-vit", str(paths[0]), "--causal-qformer", str(paths[1]), "--seed-tokenizer", str(paths[2])]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "ignored pos_embed" in capsys.readouterr().out
+    assert torch.equal(from_pretrained(tmp_path / "out").encode(pixels)[0], golden["ids"])

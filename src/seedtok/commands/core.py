@@ -22,6 +22,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _model_args(p)
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("convert", help="convert the released SEED-1 weights to a seedtok model directory")
+    p.add_argument("--eva-vit", required=True, help="path to eva_vit_g.pth (BLIP-2's EVA ViT-g)")
+    p.add_argument("--causal-qformer", required=True, help="path to causal_qformer.pth (SEED-1)")
+    p.add_argument("--seed-tokenizer", required=True, help="path to seed_tokenizer.pth (SEED-1)")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.set_defaults(func=cmd_convert)
+
     p = sub.add_parser("parity", help="check seedtok against reference golden data")
     p.add_argument("golden", nargs="?", help="golden folder (default: $SEEDTOK_PARITY_DIR or the repo copy)")
     p.add_argument("--tolerance", type=float, default=1e-4)
@@ -86,6 +93,18 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {name:<18} {n:>14,}")
     print(f"  {'total':<18} {total:>14,}")
     del load_tokenizer
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from seedtok.checkpoint import load_reference_files, save_pretrained
+
+    model, report = load_reference_files(args.eva_vit, args.causal_qformer, args.seed_tokenizer)
+    for key, why in sorted(report.ignored.items()):
+        print(f"  ignored {key}: {why}")
+    save_pretrained(model, args.out)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"loaded {len(report.loaded)} tensors ({n:,} parameters) -> {args.out}")
     return 0
 
 
