@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from seedtok.checkpoint import atomic_write_bytes
+from seedtok.fileio import atomic_write_bytes
 from seedtok.config import get_preset
 from seedtok.models import SeedTokenizer
 

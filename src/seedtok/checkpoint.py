@@ -14,7 +14,6 @@ expected nor on :data:`seedtok.keymap.IGNORED_REFERENCE_KEYS` is an error.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seedtok.config import SEED1_TEXT_VOCAB, TokenizerConfig, get_preset
+from seedtok.fileio import atomic_write_bytes, sha256_file
 from seedtok.keymap import from_reference_key, ignore_reason, to_reference_key
 from seedtok.models import SeedTokenizer
 
@@ -48,32 +48,6 @@ class LoadReport:
 
     loaded: list[str] = field(default_factory=list)
     ignored: dict[str, str] = field(default_factory=dict)
-
-
-# -- atomic file helpers ----------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``,
-    so a crash or a full disk never leaves a half-written file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- own format -------------------------------------------------------------------------------

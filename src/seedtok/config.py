@@ -25,6 +25,13 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
+               f"{type(obj).__name__}.{name} must be a positive number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     """EVA-style ViT (paper sec. 3.1: the frozen ViT encoder; EVA ViT-g/14 for SEED-1)."""
@@ -41,6 +48,8 @@ class VisionConfig:
     final_norm: bool = False  # EVA ViT-g as used by BLIP-2 / SEED has no final norm
 
     def __post_init__(self) -> None:
+        _positive(self, "image_size", "patch_size", "in_channels", "hidden_size", "num_layers", "num_heads",
+                  "mlp_hidden_size", "ln_eps")
         _check(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
         _check(self.hidden_size % self.num_heads == 0, "vision hidden_size must divide by num_heads")
         _check(self.qkv_bias in ("qv", "qkv", "none"), "qkv_bias must be 'qv', 'qkv' or 'none'")
@@ -75,6 +84,9 @@ class QFormerConfig:
     pad_token_id: int = 0
 
     def __post_init__(self) -> None:
+        _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "ln_eps",
+                  "cross_attention_every", "num_queries", "encoder_width", "max_text_len", "proj_dim")
+        _check(self.vocab_size >= 0 and 0 <= self.pad_token_id, "vocab_size and pad_token_id must be >= 0")
         _check(self.hidden_size % self.num_heads == 0, "Q-Former hidden_size must divide by num_heads")
         _check(self.cross_attention_every >= 1, "cross_attention_every must be >= 1")
         _check(self.num_queries >= 1 and self.num_layers >= 1, "Q-Former needs queries and layers")
@@ -99,7 +111,9 @@ class CodebookConfig:
     kind: str = "reference"
 
     def __post_init__(self) -> None:
-        _check(self.codebook_size >= 2 and self.codebook_dim >= 1, "codebook too small")
+        _positive(self, "codebook_size", "codebook_dim")
+        _check(self.codebook_size >= 2, "codebook too small")
+        _check(self.beta >= 0, "beta must be >= 0")
         _check(self.kind in ("reference", "cosine"), "codebook kind must be 'reference' or 'cosine'")
 
 
@@ -112,6 +126,9 @@ class DecoderBlocksConfig:
     num_heads: int = 12
     mlp_ratio: float = 4.0
     ln_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _positive(self, "num_layers", "num_heads", "mlp_ratio", "ln_eps")
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,9 @@ class TokenizerConfig:
     image_std: tuple[float, float, float] = CLIP_STD
 
     def __post_init__(self) -> None:
+        _positive(self, "ln_vision_eps", "generation_dim")
+        _check(len(self.image_mean) == 3 and len(self.image_std) == 3 and min(self.image_std) > 0,
+               "image_mean/image_std need 3 values, std > 0")
         _check(
             self.qformer.encoder_width == self.vision.hidden_size,
             f"qformer.encoder_width ({self.qformer.encoder_width}) must equal vision.hidden_size "
@@ -170,7 +190,7 @@ def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(repr(k) for k in data if k not in fields)
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}")
     kwargs: dict[str, Any] = {}
@@ -178,14 +198,42 @@ def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
         sub = _NESTED.get((cls, name))
         if sub is not None:
             kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
-        elif name in ("image_mean", "image_std"):
-            kwargs[name] = tuple(float(v) for v in value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(value, str(fields[name].type), f"{where}.{name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # wrong value types reach dataclass construction
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _typed(value: Any, type_name: str, where: str) -> Any:
+    """Check a JSON value against a field's annotation (int, float, bool, str, float tuple)."""
+    import math
+
+    def number(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{where}: expected a finite number, got {v!r}")
+        return float(v)
+
+    if type_name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if type_name == "float":
+        return number(value)
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if type_name.startswith("tuple"):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}")
+        return tuple(number(v) for v in value)
+    raise ConfigError(f"{where}: unsupported field type {type_name}")  # pragma: no cover
 
 
 _NESTED: dict[tuple[type, str], type] = {

@@ -12,7 +12,7 @@ import logging
 import time
 from pathlib import Path
 
-from seedtok.checkpoint import atomic_write_bytes
+from seedtok.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

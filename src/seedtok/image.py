@@ -46,10 +46,12 @@ def _open(source: str | os.PathLike | bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: not a recognised image format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name}: image too large ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, ImageError):
-            raise
-        raise ImageError(f"{name}: cannot decode image ({exc})") from None
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{name}: image too large to decode in memory") from None
+    except Exception as exc:  # PIL raises many types on malformed data (struct.error, EOFError, ...)
+        raise ImageError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return img
 
 
@@ -76,8 +78,15 @@ def _array_to_pil(arr: np.ndarray, name: str) -> Image.Image:
     return Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image, name: str = "image") -> Image.Image:
     """Any PIL mode -> RGB. Alpha (RGBA, LA, P with transparency) is composited on white."""
+    try:
+        return _to_rgb(img)
+    except Exception as exc:  # an exotic or inconsistent mode PIL cannot convert
+        raise ImageError(f"{name}: cannot convert mode {img.mode} to RGB ({type(exc).__name__}: {exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -115,7 +124,7 @@ def load_image(source: ImageInput, name: str | None = None) -> Image.Image:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a malformed EXIF block must not make a readable image unusable
         pass
-    return to_rgb(img)
+    return to_rgb(img, label)
 
 
 def normalize(img: Image.Image, size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> torch.Tensor:

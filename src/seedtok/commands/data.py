@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seedtok.fileio import atomic_write_bytes
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="datasets: shapes world, packing, importers, checks")
@@ -72,8 +74,7 @@ def _progress(args: argparse.Namespace) -> bool:
 def _emit(result: dict[str, Any], out: str | None) -> None:
     text = json.dumps(result, indent=2, sort_keys=True)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n")
+        atomic_write_bytes(out, (text + "\n").encode())
         print(f"wrote {out}")
     else:
         print(text)

@@ -25,6 +25,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from seedtok.data.sources import IMAGE_EXTS, iter_raw_samples, resolve_source
 from seedtok.data.transforms import EvalTransform, clean_caption
 from seedtok.image import ImageError, load_image
+from seedtok.textinput import TextError, clean_text
+
+CAPTION_MAX_CHARS = 2000
 
 log = logging.getLogger(__name__)
 SKIP_MARKER = "__skipped__"
@@ -81,9 +84,13 @@ def decode_sample(raw: dict[str, Any], transform: Callable, clean: bool = False,
         except (ValueError, UnicodeDecodeError) as exc:
             raise SampleError("bad json", f"{key}: {exc}") from None
         meta = meta if isinstance(meta, dict) else {}
-    caption = raw["txt"].decode("utf-8", errors="replace").strip() if "txt" in raw else meta.get("caption")
-    if not isinstance(caption, str) or not caption.strip():
+    caption = raw["txt"] if "txt" in raw else meta.get("caption")
+    if not isinstance(caption, (str, bytes)):
         raise SampleError("missing caption", key)
+    try:  # invalid UTF-8 replaced, control characters removed, over-long captions cut
+        caption = clean_text(caption, max_chars=CAPTION_MAX_CHARS, truncate=True, name=key)
+    except TextError:
+        raise SampleError("missing caption", key) from None
     img_ext = next((e for e in IMAGE_EXTS if e in raw), None)
     if img_ext is None:
         raise SampleError("missing image", key)
@@ -93,7 +100,7 @@ def decode_sample(raw: dict[str, Any], transform: Callable, clean: bool = False,
         raise SampleError("corrupt image", str(exc)) from None
     out = {
         "pixel_values": transform(img),
-        "caption": clean_caption(caption, max_words) if clean else caption.strip(),
+        "caption": clean_caption(caption, max_words) if clean else caption,
         "key": key,
         "url": raw.get("__url__", ""),
     }

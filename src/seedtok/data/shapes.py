@@ -46,6 +46,7 @@ from seedtok.data.scene import (
     sample_scene,
     vqa_pairs,
 )
+from seedtok.fileio import atomic_write_bytes
 from seedtok.data.shards import ShardWriter, dumps_json
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def write_shapes_dataset(
         "positions": POSITIONS,
         "supersample": SUPERSAMPLE,
     }
-    (out / "index.json").write_bytes(dumps_json(index) + b"\n")
+    atomic_write_bytes(out / "index.json", dumps_json(index) + b"\n")
     log.info("wrote %d samples (%s) to %s", num, done, out)
     return index
 

@@ -44,13 +44,17 @@ class ShardWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.paths: list[str] = []
         self._tar: tarfile.TarFile | None = None
+        self._partial: Path | None = None
         self._in_shard = 0
         self.count = 0
 
     def _open_next(self) -> None:
         self.close()
         path = self.out_dir / f"{self.prefix}-{len(self.paths):06d}.tar"
-        self._tar = tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
+        # Written under a temporary name and renamed when complete: a crash or a full disk
+        # never leaves a truncated shard under a final name.
+        self._partial = path.with_name(f".{path.name}.partial")
+        self._tar = tarfile.open(self._partial, "w", format=tarfile.USTAR_FORMAT)
         self.paths.append(str(path))
         self._in_shard = 0
 
@@ -72,15 +76,34 @@ class ShardWriter:
         self.count += 1
 
     def close(self) -> None:
+        """Finish the open shard and move it to its final name."""
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+            with open(self._partial, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(self._partial, self.paths[-1])
+            self._partial = None
+
+    def abort(self) -> None:
+        """Drop the open shard (its temporary file); finished shards stay."""
+        if self._tar is not None:
+            try:
+                self._tar.close()
+            finally:
+                self._tar = None
+                Path(self._partial).unlink(missing_ok=True)
+                self.paths.pop()
+                self._partial = None
 
     def __enter__(self) -> "ShardWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_shards(samples: Iterable[tuple[str, dict[str, bytes]]], out_dir: str | os.PathLike, prefix: str = "data", max_count: int = 1000) -> list[str]:
