@@ -7,7 +7,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: test demo install clean
+.PHONY: test demo install clean fuzz fuzz-atheris
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,17 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/seedtok demo --out demo
+
+# Long fuzz run: 2,500 inputs per target x 4 targets, report in fuzz/report.json.
+fuzz: $(STAMP)
+	$(VPY) -m seedtok.fuzzing --runs 2500 --out fuzz/report.json
+
+# Coverage-guided fuzzing of the same targets with atheris (installed on demand).
+FUZZ_RUNS ?= 2500
+fuzz-atheris: $(STAMP)
+	$(VPY) -m pip install -q 'atheris>=2.3'
+	for t in image_bytes caption_text token_ids config_dict; do \
+		$(VPY) -m seedtok.fuzzing --engine atheris --target $$t --runs $(FUZZ_RUNS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info

@@ -1,7 +1,7 @@
 """Pure nn.Modules: no file I/O, no network, no torch.distributed."""
 
 from seedtok.models.qformer import QFormer
-from seedtok.models.quantizer import QuantizerOutput, VectorQuantizer
+from seedtok.models.quantizer import QuantizerOutput, TokenIdError, VectorQuantizer
 from seedtok.models.tokenizer import SeedTokenizer, TokenizerOutput
 from seedtok.models.vit import VisionTransformer
 
@@ -9,6 +9,7 @@ __all__ = [
     "QFormer",
     "QuantizerOutput",
     "SeedTokenizer",
+    "TokenIdError",
     "TokenizerOutput",
     "VectorQuantizer",
     "VisionTransformer",

@@ -18,6 +18,10 @@ from torch import nn
 from seedtok.config import CodebookConfig
 
 
+class TokenIdError(ValueError):
+    """Token ids that are not valid codes (wrong dtype, out of range, wrong shape)."""
+
+
 class QuantizerOutput(NamedTuple):
     quantized: torch.Tensor  # (B, N, D), straight-through in training
     ids: torch.Tensor  # (B, N) int64
@@ -50,12 +54,12 @@ class VectorQuantizer(nn.Module):
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (...) -> code vectors (..., D) as the decoder sees them."""
-        if ids.dtype not in (torch.int32, torch.int64):
-            raise TypeError(f"token ids must be integers, got {ids.dtype}")
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int16, torch.int32, torch.int64, torch.uint8):
+            raise TokenIdError(f"token ids must be an integer tensor, got {getattr(ids, 'dtype', type(ids).__name__)}")
         n = self.config.codebook_size
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
             bad = ids[(ids < 0) | (ids >= n)].unique()[:8].tolist()
-            raise ValueError(f"token ids must lie in [0, {n}); got {bad}")
+            raise TokenIdError(f"token ids must lie in [0, {n}); got {bad}")
         codes = self.embedding(ids.long())
         return F.normalize(codes, dim=-1) if self.config.kind == "cosine" else codes
 
