@@ -92,6 +92,33 @@ def bench_encode(preset: str = "seed1", batch: int = 8, repeats: int = 3, seed: 
     }
 
 
+# Assumptions of the GPU projection (stated in its output, not measured here).
+GPU_PEAK_TFLOPS = {"A100 (bf16 dense)": 312.0, "H100 SXM (bf16 dense)": 989.0}
+CPU_PEAK_GFLOPS = 120.0  # fp32 matmul peak measured on these 2-core machines (environment.md)
+
+
+def seed1_projection(measured_json: str | os.PathLike = "bench/encode_seed1_b8.json") -> dict[str, Any]:
+    """PROJECTION, not a measurement: SEED-1 encode images/s per GPU, from the FLOPs per image
+    (counted by torch on the meta device) and the fraction of peak the CPU run achieved
+    (``seedtok bench encode`` output when present, else 50%)."""
+    with torch.device("meta"):
+        model = SeedTokenizer(get_preset("seed1")).eval().requires_grad_(False)
+        pixels = torch.empty(1, 3, 224, 224)
+        flops = count_flops(lambda: model.encode(pixels))
+    efficiency, source = 0.5, "assumed 50% of peak"
+    path = Path(measured_json)
+    if path.is_file():
+        measured = json.loads(path.read_text())["achieved_gflop_per_s"]
+        efficiency, source = measured / CPU_PEAK_GFLOPS, f"measured CPU run {path}: {measured:.1f} of {CPU_PEAK_GFLOPS:.0f} GFLOP/s"
+    return {
+        "label": "PROJECTION (not measured): images/s per GPU = peak x efficiency / FLOPs per image",
+        "gflop_per_image": flops / 1e9,
+        "efficiency": efficiency,
+        "efficiency_source": source,
+        "images_per_s_per_gpu": {gpu: tf * 1e12 * efficiency / flops for gpu, tf in GPU_PEAK_TFLOPS.items()},
+    }
+
+
 def write_json(result: dict[str, Any], out: str | os.PathLike | None) -> str:
     text = json.dumps(result, indent=2, sort_keys=True)
     if out is not None:

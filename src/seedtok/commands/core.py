@@ -44,6 +44,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--out", default="bench/encode.json", help="JSON output path")
     b.set_defaults(func=cmd_bench_encode)
+    from seedtok.commands.scale import add_bench_parsers
+
+    add_bench_parsers(bsub)
 
     p = sub.add_parser("demo", help="the main job on the embedded default; writes a report")
     p.add_argument("--out", default="demo", help="output folder for report.json")
