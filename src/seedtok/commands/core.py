@@ -42,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--random-weights", action="store_true", help="random weights (the only mode; speed does not depend on values)")
     b.add_argument("--batch", type=int, default=8)
     b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--int8", action="store_true", help="time the dynamic-int8 ViT path and report code agreement with fp32")
     b.add_argument("--out", default="bench/encode.json", help="JSON output path")
     b.set_defaults(func=cmd_bench_encode)
     from seedtok.commands.scale import add_bench_parsers
@@ -127,10 +128,12 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_bench_encode(args: argparse.Namespace) -> int:
     from seedtok.bench import bench_encode, write_json
 
-    res = bench_encode(args.preset, args.batch, args.repeats)
+    res = bench_encode(args.preset, args.batch, args.repeats, int8=args.int8)
     write_json(res, args.out)
+    if args.int8:
+        print(f"int8 ViT: code agreement with fp32 {res['code_agreement_vs_fp32']:.3f}")
     print(
-        f"{args.preset} encode, batch {args.batch}: {res['images_per_s']:.3f} images/s, "
+        f"{args.preset} encode ({res['dtype']}), batch {args.batch}: {res['images_per_s']:.3f} images/s, "
         f"{res['achieved_gflop_per_s']:.1f} GFLOP/s ({res['gflop_per_image']:.1f} GFLOP/image) -> {args.out}"
     )
     return 0

@@ -36,14 +36,14 @@ class FusedSelfAttention(nn.Module):
             self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
 
-    def _qkv_bias(self) -> torch.Tensor | None:
-        if self.bias_mode == "qv":
-            return torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
-        return self.qkv.bias
+    def _qkv_bias(self) -> torch.Tensor:
+        return torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
-        qkv = F.linear(x, self.qkv.weight, self._qkv_bias())  # (B, N, 3C)
+        qkv = self.qkv(x)  # (B, N, 3C); calling the module lets int8 dynamic quantization swap it
+        if self.bias_mode == "qv":
+            qkv = qkv + self._qkv_bias()
         q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, C/H)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
