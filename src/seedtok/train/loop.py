@@ -137,7 +137,7 @@ def _one_step(acc, model, optimizer, data, args, step, params) -> dict[str, Any]
             bad = acc.reduce((~torch.isfinite(loss.detach())).float().reshape(1), reduction="sum")
             if float(bad) > 0:
                 raise TrainingError(
-                    f"non-finite loss ({float(loss):.4g}) at step {step + 1}; stopped without saving, "
+                    f"non-finite loss ({float(loss.detach()):.4g}) at step {step + 1}; stopped without saving, "
                     f"the last good checkpoint under {Path(args.out) / 'checkpoints'} is intact"
                 )
             acc.backward(loss)
