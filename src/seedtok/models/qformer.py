@@ -99,10 +99,6 @@ class QFormer(nn.Module):
             self.vision_proj = nn.Linear(c.hidden_size, c.proj_dim)
             self.text_proj = nn.Linear(c.hidden_size, c.proj_dim)
             self.temp = nn.Parameter(torch.tensor(0.07))
-        if c.causal:
-            self.register_buffer("causal_mask", torch.ones(c.num_queries, c.num_queries).tril().bool(), persistent=False)
-        else:
-            self.causal_mask = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -117,12 +113,20 @@ class QFormer(nn.Module):
                 self.word_embed.weight[self.config.pad_token_id].zero_()
                 self.temp.fill_(0.07)
 
+    def query_mask(self, device: torch.device) -> torch.Tensor | None:
+        """(Q, Q) bool, True where query i may attend query j: j <= i when causal."""
+        if not self.config.causal:
+            return None
+        n = self.config.num_queries
+        return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
     def forward(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """encoder_states (B, M, encoder_width) -> query outputs (B, num_queries, hidden)."""
         queries = self.query_tokens.expand(encoder_states.shape[0], -1, -1)
         x = self.embed_norm(queries)  # (B, Q, H)
+        mask = self.query_mask(x.device)
         for layer in self.layers:
-            x = layer.forward_queries(x, encoder_states, self.causal_mask)
+            x = layer.forward_queries(x, encoder_states, mask)
         return x
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,265 @@
+"""Weights I/O: seedtok's own format and the reference SEED-1 checkpoints.
+
+Own format (``save_pretrained`` / ``from_pretrained``): a directory with ``config.json``
+(the :class:`TokenizerConfig`, a format version and the sha256 of the weights file) and
+``model.safetensors``. Writes are atomic (temp file + rename); loads verify the checksum.
+
+Reference format: state dicts under the reference key names (see :mod:`seedtok.keymap`),
+either one dict (``.safetensors`` or ``.pth``) or the three released files
+``eva_vit_g.pth`` (BLIP-2), ``causal_qformer.pth`` and ``seed_tokenizer.pth`` (SEED-1).
+Pickles are read with ``torch.load(weights_only=True)``; a ``"model"`` entry is unwrapped.
+Loading is strict: every expected key must be present with its shape; a key that is neither
+expected nor on :data:`seedtok.keymap.IGNORED_REFERENCE_KEYS` is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from seedtok.config import SEED1_TEXT_VOCAB, TokenizerConfig, get_preset
+from seedtok.keymap import from_reference_key, ignore_reason, to_reference_key
+from seedtok.models import SeedTokenizer
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked: missing, corrupt, or not matching."""
+
+
+@dataclass
+class LoadReport:
+    """What a reference load used and what it deliberately skipped (key -> reason)."""
+
+    loaded: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+# -- atomic file helpers ----------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``,
+    so a crash or a full disk never leaves a half-written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- own format -------------------------------------------------------------------------------
+def save_pretrained(model: SeedTokenizer, directory: str | os.PathLike) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` into ``directory`` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt", "seedtok_format": str(FORMAT_VERSION)})
+        digest = sha256_file(tmp)
+        os.replace(tmp, directory / WEIGHTS_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {"format_version": FORMAT_VERSION, "weights_sha256": digest, "config": model.config.to_dict()}
+    atomic_write_bytes(directory / CONFIG_NAME, json.dumps(meta, indent=2, sort_keys=True).encode())
+    return directory
+
+
+def load_config(directory: str | os.PathLike) -> TokenizerConfig:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no {CONFIG_NAME} (not a seedtok model directory)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    return TokenizerConfig.from_dict(meta.get("config", meta))
+
+
+def from_pretrained(directory: str | os.PathLike, verify: bool = True) -> SeedTokenizer:
+    """Load a model written by :func:`save_pretrained`, strictly, in eval mode."""
+    directory = Path(directory)
+    config = load_config(directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: no {WEIGHTS_NAME}")
+    expected = json.loads((directory / CONFIG_NAME).read_text()).get("weights_sha256")
+    if verify and expected and sha256_file(weights) != expected:
+        raise CheckpointError(f"{weights}: sha256 does not match config.json (file corrupt or modified)")
+    state = read_safetensors(weights)
+    model = _build(config)
+    load_state_dict_strict(model, state, source=str(weights))
+    return model.eval()
+
+
+# -- reading any checkpoint file --------------------------------------------------------------
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file or a pickled ``.pth``/``.bin``/``.ckpt`` (``weights_only``;
+    code-carrying pickles are refused). A ``"model"`` or ``"state_dict"`` entry is unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(f"{path}: refused or unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    for wrapper in ("model", "state_dict"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: does not hold a state dict of tensors")
+    return dict(obj)
+
+
+# -- strict loading ---------------------------------------------------------------------------
+def _build(config: TokenizerConfig) -> SeedTokenizer:
+    with torch.device("meta"):
+        return SeedTokenizer(config)
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` (seedtok names) into ``model``: all keys, right shapes, nothing extra.
+    Works for models built on the meta device (tensors are assigned, cast to fp32)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_head(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_head(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes {_head(wrong)}")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+    cast = {k: v.to(own[k].dtype if own[k].dtype.is_floating_point else v.dtype) for k, v in state.items()}
+    model.load_state_dict(cast, strict=True, assign=True)
+
+
+def _head(items: list[str], n: int = 10) -> str:
+    return str(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# -- reference layout -------------------------------------------------------------------------
+def to_reference_state_dict(model: SeedTokenizer) -> dict[str, torch.Tensor]:
+    """seedtok state dict -> reference key names (the inverse of the reference loader)."""
+    return {to_reference_key(k): v for k, v in model.state_dict().items()}
+
+
+def map_reference_state_dict(
+    reference: Mapping[str, torch.Tensor], model_keys: set[str]
+) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """Rename reference keys to seedtok keys; ignored ones go to the report, unknown ones raise."""
+    report = LoadReport()
+    mapped: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for ref_key, tensor in reference.items():
+        ours = from_reference_key(ref_key)
+        if ours is not None and ours in model_keys:
+            mapped[ours] = tensor
+            report.loaded.append(ref_key)
+            continue
+        reason = ignore_reason(ref_key)
+        if reason is not None:
+            report.ignored[ref_key] = reason
+        else:
+            unknown.append(ref_key)
+    if unknown:
+        hint = ""
+        if any("word_embeddings" in k or k in ("temp", "vision_proj.weight") for k in unknown):
+            hint = " (the checkpoint has a Q-Former text branch: use a config with qformer.vocab_size > 0, e.g. preset 'seed1-stage1')"
+        raise CheckpointError(f"unexpected reference keys {_head(sorted(unknown))}{hint}")
+    return mapped, report
+
+
+def tokenizer_from_reference(
+    reference: Mapping[str, torch.Tensor], config: TokenizerConfig, source: str = "reference state dict"
+) -> tuple[SeedTokenizer, LoadReport]:
+    """Build a :class:`SeedTokenizer` for ``config`` from a state dict in reference key names."""
+    model = _build(config)
+    mapped, report = map_reference_state_dict(reference, set(model.state_dict()))
+    load_state_dict_strict(model, mapped, source)
+    for key, why in sorted(report.ignored.items()):
+        log.info("ignored %s: %s", key, why)
+    return model.eval(), report
+
+
+def load_reference_files(
+    eva_vit: str | os.PathLike,
+    causal_qformer: str | os.PathLike,
+    seed_tokenizer: str | os.PathLike,
+    config: TokenizerConfig | None = None,
+) -> tuple[SeedTokenizer, LoadReport]:
+    """Load the released SEED-1 weights from the three local files (nothing is downloaded).
+
+    ``eva_vit_g.pth`` holds the ViT without the ``visual_encoder.`` prefix; the two SEED files
+    are merged in the reference's order (a later file overrides an earlier one). With
+    ``config=None`` the preset is ``seed1``, or ``seed1-stage1`` when ``causal_qformer.pth``
+    carries the Q-Former's text branch, so its learned text weights are kept.
+    """
+    merged: dict[str, torch.Tensor] = {}
+    for k, v in read_state_dict(eva_vit).items():
+        merged[k if k.startswith("visual_encoder.") else f"visual_encoder.{k}"] = v
+    qformer_sd = read_state_dict(causal_qformer)
+    merged.update(qformer_sd)
+    merged.update(read_state_dict(seed_tokenizer))
+    if config is None:
+        has_text = "Qformer.bert.embeddings.word_embeddings.weight" in qformer_sd
+        config = get_preset("seed1-stage1" if has_text else "seed1")
+        if has_text:
+            vocab = qformer_sd["Qformer.bert.embeddings.word_embeddings.weight"].shape[0]
+            if vocab != SEED1_TEXT_VOCAB:
+                config = config.replace(qformer=_with_vocab(config, vocab))
+    return tokenizer_from_reference(merged, config, source=f"{eva_vit} + {causal_qformer} + {seed_tokenizer}")
+
+
+def _with_vocab(config: TokenizerConfig, vocab: int):
+    import dataclasses
+
+    return dataclasses.replace(config.qformer, vocab_size=vocab)

@@ -1,0 +1,139 @@
+"""Core subcommands: ``encode``, ``info``, ``parity``, ``bench``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from seedtok.config import PRESETS
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="encode images to their 32 token ids")
+    p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
+    _model_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("info", help="print a model's config and parameter counts")
+    _model_args(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="convert the released SEED-1 weights to a seedtok model directory")
+    p.add_argument("--eva-vit", required=True, help="path to eva_vit_g.pth (BLIP-2's EVA ViT-g)")
+    p.add_argument("--causal-qformer", required=True, help="path to causal_qformer.pth (SEED-1)")
+    p.add_argument("--seed-tokenizer", required=True, help="path to seed_tokenizer.pth (SEED-1)")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("parity", help="check seedtok against reference golden data")
+    p.add_argument("golden", nargs="?", help="golden folder (default: $SEEDTOK_PARITY_DIR or the repo copy)")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("bench", help="benchmarks writing JSON")
+    bsub = p.add_subparsers(dest="bench", metavar="WHAT")
+    bsub.required = True
+    b = bsub.add_parser("encode", help="encode throughput (images/s, GFLOP/s), fp32 CPU")
+    b.add_argument("--preset", default="seed1", choices=sorted(PRESETS))
+    b.add_argument("--random-weights", action="store_true", help="random weights (the only mode; speed does not depend on values)")
+    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--out", default="bench/encode.json", help="JSON output path")
+    b.set_defaults(func=cmd_bench_encode)
+
+    p = sub.add_parser("demo", help="the main job on the embedded default; writes a report")
+    p.add_argument("--out", default="demo", help="output folder for report.json")
+    p.set_defaults(func=cmd_demo)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--model", help="model directory written by save_pretrained / training")
+    g.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random-weight preset (default: tiny)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random preset weights")
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from seedtok.api import encode_images, load_tokenizer
+
+    model = load_tokenizer(args.model, args.preset, args.seed)
+    results = encode_images(model, args.images, names=args.images, batch_size=args.batch_size)
+    failed = 0
+    for r in results:
+        if r.error is not None:
+            failed += 1
+            print(f"seedtok encode: error: {r.error}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps({"image": r.name, "ids": r.ids}))
+        else:
+            print(f"{r.name}\t{' '.join(map(str, r.ids))}")
+    return 1 if failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from seedtok.api import load_tokenizer
+    from seedtok.checkpoint import load_config
+    from seedtok.config import get_preset
+    from seedtok.models import SeedTokenizer
+    import torch
+
+    config = load_config(args.model) if args.model else get_preset(args.preset)
+    with torch.device("meta"):
+        model = SeedTokenizer(config)
+    print(config.to_json())
+    total = 0
+    print("\nparameters:")
+    for name, child in model.named_children():
+        n = sum(p.numel() for p in child.parameters())
+        total += n
+        print(f"  {name:<18} {n:>14,}")
+    print(f"  {'total':<18} {total:>14,}")
+    del load_tokenizer
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from seedtok.checkpoint import load_reference_files, save_pretrained
+
+    model, report = load_reference_files(args.eva_vit, args.causal_qformer, args.seed_tokenizer)
+    for key, why in sorted(report.ignored.items()):
+        print(f"  ignored {key}: {why}")
+    save_pretrained(model, args.out)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"loaded {len(report.loaded)} tensors ({n:,} parameters) -> {args.out}")
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from seedtok.parity import check_parity, default_golden_dir
+
+    folder = Path(args.golden) if args.golden else default_golden_dir()
+    res = check_parity(folder)
+    for k, v in res["max_abs_diff"].items():
+        print(f"  {k:<18} max|diff| = {v:.2e}")
+    print(f"  ids equal: {res['ids_equal']}")
+    ok = res["ids_equal"] and res["worst"] <= args.tolerance
+    print(("PASS" if ok else "FAIL") + f": {folder} (tolerance {args.tolerance:g})")
+    return 0 if ok else 1
+
+
+def cmd_bench_encode(args: argparse.Namespace) -> int:
+    from seedtok.bench import bench_encode, write_json
+
+    res = bench_encode(args.preset, args.batch, args.repeats)
+    write_json(res, args.out)
+    print(
+        f"{args.preset} encode, batch {args.batch}: {res['images_per_s']:.3f} images/s, "
+        f"{res['achieved_gflop_per_s']:.1f} GFLOP/s ({res['gflop_per_image']:.1f} GFLOP/image) -> {args.out}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from seedtok.demo import run_demo
+
+    return run_demo(args.out)

@@ -1,0 +1,56 @@
+"""CLI smoke tests, in-process."""
+
+import json
+
+from seedtok.cli import main
+
+
+def test_encode_three_parity_pngs_with_tiny_preset(golden_dir, capsys):
+    files = [str(golden_dir / f"{n}.png") for n in ("astronaut", "coffee", "chelsea")]
+    assert main(["encode", *files, "--preset", "tiny"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    for line, f in zip(lines, files):
+        name, ids = line.split("\t")
+        assert name == f and len(ids.split()) == 32 and all(0 <= int(i) < 1024 for i in ids.split())
+
+
+def test_encode_json_and_bad_file_exit_code(tmp_path, golden_dir, capsys):
+    bad = tmp_path / "x.jpg"
+    bad.write_text("text")
+    rc = main(["encode", str(golden_dir / "coffee.png"), str(bad), "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "x.jpg: not a recognised image format" in err
+    assert len(json.loads(out.strip())["ids"]) == 32
+
+
+def test_encode_with_saved_model(tmp_path, tiny_model, golden_dir, capsys):
+    from seedtok.checkpoint import save_pretrained
+
+    save_pretrained(tiny_model, tmp_path / "m")
+    assert main(["encode", str(golden_dir / "coffee.png"), "--model", str(tmp_path / "m")]) == 0
+    assert len(capsys.readouterr().out.split("\t")[1].split()) == 32
+    assert main(["encode", str(golden_dir / "coffee.png"), "--model", str(tmp_path / "missing")]) == 1
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_info_and_parity(capsys):
+    assert main(["info", "--preset", "seed1"]) == 0
+    out = capsys.readouterr().out
+    assert "1,154,069,952" in out and '"num_queries": 32' in out
+    assert main(["parity"]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_bench_encode_tiny_writes_json(tmp_path):
+    out = tmp_path / "b.json"
+    assert main(["bench", "encode", "--preset", "tiny", "--batch", "2", "--repeats", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["images_per_s"] > 0 and res["achieved_gflop_per_s"] > 0 and res["machine"]["torch"]
+
+
+def test_demo_writes_report(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["stages"]["parity"]["ids_equal"] is True
+    assert all(len(v) == 32 for v in rep["stages"]["encode_tiny"].values())
