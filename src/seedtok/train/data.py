@@ -107,3 +107,43 @@ class TensorBatches:
 def map_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Apply a frozen module over a big tensor in chunks (inference only)."""
     return torch.cat([fn(x[i : i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x
+
+
+def scene_key(sample_scene: Any, caption: str) -> str:
+    """What makes two samples 'the same scene' for retrieval: the shapes-world scene signature
+    when the sample has one, else the caption text."""
+    if isinstance(sample_scene, Mapping):
+        from seedtok.data.scene import Scene
+
+        return Scene.from_dict(sample_scene).signature()
+    return caption
+
+
+def load_image_text(source: str, split: str | None, image_size: int, limit: int | None = None) -> ImageTextSet:
+    """Read a dataset (shards, folder, JSONL; or a shapes-world directory plus ``split``) into
+    memory with the evaluation transform (no crops: shapes captions name positions)."""
+    from pathlib import Path
+
+    from seedtok.data import eval_transform, image_text_loader
+
+    src: Any = source
+    if split is not None and (Path(source) / "index.json").is_file():
+        from seedtok.data.shapes import split_shards
+
+        src = split_shards(source, split)
+    elif not Path(source).exists():
+        raise TrainingError(f"--data: not found: {source}")
+    loader = image_text_loader(src, eval_transform(image_size), batch_size=256, image_size=image_size)
+    data = materialise(_unbatch(loader), limit)
+    data.skipped += loader.skipped.count
+    log.info("%s [%s]: %d samples, %d skipped", source, split, len(data), data.skipped)
+    return data
+
+
+def _unbatch(loader) -> Iterable[dict[str, Any]]:
+    for batch in loader:
+        n = len(batch["caption"])
+        scenes = batch.get("scene", [None] * n)
+        for i in range(n):
+            yield {"pixel_values": batch["pixel_values"][i], "caption": batch["caption"][i],
+                   "key": batch["key"][i], "scene": scenes[i]}

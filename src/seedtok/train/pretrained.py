@@ -1,56 +1,31 @@
-"""Loading and exporting whole tokenizers for the training stages.
+"""Model weights in and out of the training stages.
 
-Uses :mod:`seedtok.checkpoint` (``save_pretrained`` / ``from_pretrained``: config.json +
-model.safetensors) when the package has it; otherwise an equivalent minimal writer/reader of
-the same layout, loading strictly.
+Whole tokenizers go through :mod:`seedtok.checkpoint` (``save_pretrained`` /
+``from_pretrained``); a stage-1 initialisation from a BLIP-2 / ``causal_qformer.pth`` state dict
+goes through its reference key map; a stand-in image encoder is a small safetensors file of
+``vision.*`` keys, loaded strictly.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from seedtok.config import TokenizerConfig
+from seedtok.checkpoint import CheckpointError, from_pretrained, map_reference_state_dict, read_state_dict
 from seedtok.models import SeedTokenizer
 from seedtok.train.core import TrainingError
 
 
-def save_tokenizer(model: SeedTokenizer, directory: str | os.PathLike) -> Path:
-    try:
-        from seedtok.checkpoint import save_pretrained
-    except ImportError:
-        save_pretrained = None
-    directory = Path(directory)
-    if save_pretrained is not None:
-        save_pretrained(model, directory)
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tmp = directory / ".model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, directory / "model.safetensors")
-    (directory / "config.json").write_text(model.config.to_json())
-    return directory
-
-
 def load_tokenizer(directory: str | os.PathLike) -> SeedTokenizer:
-    directory = Path(directory)
-    if not (directory / "config.json").is_file() or not (directory / "model.safetensors").is_file():
-        raise TrainingError(f"{directory} is not a seedtok model directory (needs config.json + model.safetensors)")
+    """A ``from_pretrained`` directory (clear error when missing or not a model directory)."""
+    if not Path(directory).is_dir():
+        raise TrainingError(f"--init: model directory not found: {directory}")
     try:
-        from seedtok.checkpoint import from_pretrained
-    except ImportError:
-        from_pretrained = None
-    if from_pretrained is not None:
         return from_pretrained(directory)
-    config = TokenizerConfig.from_dict(json.loads((directory / "config.json").read_text()))
-    model = SeedTokenizer(config)
-    model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
-    return model
+    except CheckpointError as exc:
+        raise TrainingError(f"--init: {exc}") from exc
 
 
 def load_vision_weights(model: SeedTokenizer, path: str | os.PathLike) -> None:
@@ -69,6 +44,13 @@ def load_vision_weights(model: SeedTokenizer, path: str | os.PathLike) -> None:
         raise TrainingError(f"{path} does not fit this preset's ViT: {exc}") from exc
 
 
-@torch.no_grad()
-def copy_trainable(src: torch.nn.Module, dst: torch.nn.Module) -> None:
-    dst.load_state_dict(src.state_dict(), strict=True)
+def load_reference_qformer(model: SeedTokenizer, path: str | os.PathLike) -> None:
+    """Initialise the Causal Q-Former (and ``ln_vision``) from a BLIP-2 / ``causal_qformer.pth``
+    state dict in reference key names; every Q-Former parameter must be present."""
+    mapped, _ = map_reference_state_dict(read_state_dict(path), set(model.state_dict()))
+    wanted = {k for k in model.state_dict() if k.startswith(("qformer.", "ln_vision."))}
+    mapped = {k: v for k, v in mapped.items() if k in wanted}
+    missing = sorted(wanted - set(mapped))
+    if missing:
+        raise TrainingError(f"{path}: Q-Former keys missing: {missing[:6]}")
+    model.load_state_dict(mapped, strict=False)  # the strict check is the key set above
