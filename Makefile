@@ -7,7 +7,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: test demo install clean fuzz fuzz-atheris
+.PHONY: test test-slow demo install clean fuzz fuzz-atheris
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(VPY) -m pytest -q
+
+# Heavier tests (marked `slow`): SIGKILL crash-safety of training, ... CI runs them too.
+test-slow: $(STAMP)
+	$(VPY) -m pytest -q -m slow
 
 demo: $(STAMP)
 	$(VENV)/bin/seedtok demo --out demo

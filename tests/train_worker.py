@@ -17,6 +17,7 @@ from train_helpers import blocks_world, micro_config  # noqa: E402
 
 from seedtok.models import SeedTokenizer  # noqa: E402
 from seedtok.train import TrainArgs  # noqa: E402
+from seedtok.train.core import TrainingInterrupted  # noqa: E402
 from seedtok.train.data import TensorBatches  # noqa: E402
 from seedtok.train.loop import make_accelerator  # noqa: E402
 from seedtok.train.stage1 import prepare_stage1, stage1_tensors, train_stage1  # noqa: E402
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--ckpt-every", type=int, default=5)
     a = parser.parse_args()
     torch.set_num_threads(1)
     if a.mode == "grads":
@@ -61,9 +63,13 @@ def main() -> None:
             torch.save({"loss": loss, "grads": grads, "world": acc.num_processes}, a.out)
         return
     tokenizer, tensors = micro_stage1()
-    args = TrainArgs(out=a.out, steps=a.steps, batch_size=8, lr=1e-3, warmup=3, ckpt_every=5,
+    args = TrainArgs(out=a.out, steps=a.steps, batch_size=8, lr=1e-3, warmup=3, ckpt_every=a.ckpt_every,
                      keep_checkpoints=3, resume=a.resume, progress=False)
-    train_stage1(tokenizer, tensors, args)
+    try:
+        train_stage1(tokenizer, tensors, args)
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seedtok: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            if args.verbose:
+                raise
+            print(f"seedtok {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"seedtok {args.command}: {exc}", file=sys.stderr)
+        return code
     except (ValueError, OSError, RuntimeError, KeyError) as exc:
         if args.verbose:
             raise

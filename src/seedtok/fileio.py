@@ -37,3 +37,57 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+# -- nested state (optimizer, scheduler, RNG) without pickle ------------------------------------
+def _flatten(obj: Any, tensors: dict[str, Any], path: str) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        key = path or "root"
+        tensors[key] = obj.detach().contiguous().cpu()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, (str, int)) for k in obj):
+            raise TypeError(f"{path}: only str/int dict keys can be stored")
+        return {"__dict__": [[k, _flatten(v, tensors, f"{path}.{k}")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_flatten(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"{path}: cannot store a {type(obj).__name__} without pickle")
+
+
+def _unflatten(node: Any, tensors: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_unflatten(v, tensors) for v in node]
+    if isinstance(node, dict):
+        if "__tensor__" in node:
+            return tensors[node["__tensor__"]]
+        if "__tuple__" in node:
+            return tuple(_unflatten(v, tensors) for v in node["__tuple__"])
+        if "__dict__" in node:
+            return {k: _unflatten(v, tensors) for k, v in node["__dict__"]}
+    return node
+
+
+def save_tree(obj: Any, directory: str | os.PathLike, name: str) -> list[Path]:
+    """Store nested dicts/lists/tuples of tensors and JSON scalars as ``name.safetensors`` (the
+    tensors) + ``name.json`` (the structure): no pickle, so loading can never run code."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Any] = {}
+    skeleton = _flatten(obj, tensors, "")
+    directory = Path(directory)
+    save_file(tensors, str(directory / f"{name}.safetensors"))
+    atomic_write_bytes(directory / f"{name}.json", json.dumps(skeleton).encode())
+    return [directory / f"{name}.safetensors", directory / f"{name}.json"]
+
+
+def load_tree(directory: str | os.PathLike, name: str) -> Any:
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    tensors = load_file(str(directory / f"{name}.safetensors"))
+    return _unflatten(json.loads((directory / f"{name}.json").read_text()), tensors)

@@ -3,10 +3,14 @@
 Layout under ``<out>/checkpoints/``::
 
     step-00000100/   trainable.safetensors   trainable parameters of the stage module
-                     optimizer.pt            AdamW + scheduler state
-                     state.pt                step, RNG states
+                     optimizer.safetensors + optimizer.json   AdamW + scheduler state
+                     state.safetensors + state.json           step, RNG states, hook state
                      run.json                stage, tokenizer config, run identity
+                     manifest.json           sha256 of every file above (written last)
     latest           name of the newest complete checkpoint
+
+Nothing is pickled (tensors in safetensors, structure in JSON), so loading a checkpoint can
+never execute code; the manifest's checksums are verified on resume.
 
 A checkpoint directory is filled under a temporary name and renamed into place, then
 ``latest`` is replaced atomically, so a run killed at any instant leaves the previous
@@ -28,11 +32,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seedtok.fileio import atomic_write_bytes, load_tree, save_tree, sha256_file
 from seedtok.train.core import TrainingError, trainable_parameters
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
+MANIFEST = "manifest.json"
 
 
 def checkpoint_root(out: str | os.PathLike) -> Path:
@@ -66,10 +72,13 @@ def save_checkpoint(
     tmp.mkdir()
     tensors = {n: p.detach().contiguous() for n, p in trainable_parameters(module)}
     save_file(tensors, str(tmp / "trainable.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    save_tree({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp, "optimizer")
     rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    torch.save({"step": step, "rng": rng, "hook": hook_state}, tmp / "state.pt")
+    save_tree({"step": step, "rng": rng, "hook": hook_state}, tmp, "state")
     (tmp / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
+    files = sorted(p.name for p in tmp.iterdir())
+    manifest = {"step": step, "sha256": {f: sha256_file(tmp / f) for f in files}}
+    atomic_write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -92,9 +101,22 @@ def latest_checkpoint(out: str | os.PathLike) -> Path:
     if not pointer.is_file():
         raise TrainingError(f"--resume: no checkpoint found under {root} (missing '{LATEST}')")
     path = root / pointer.read_text().strip()
-    if not (path / "state.pt").is_file():
+    if not (path / MANIFEST).is_file():
         raise TrainingError(f"--resume: checkpoint {path} is missing or incomplete")
     return path
+
+
+def verify_checkpoint(path: Path) -> dict[str, Any]:
+    """Check every file of a checkpoint against its manifest; returns the manifest."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"checkpoint {path}: unreadable manifest ({exc})") from None
+    for name, digest in manifest.get("sha256", {}).items():
+        f = path / name
+        if not f.is_file() or sha256_file(f) != digest:
+            raise TrainingError(f"checkpoint {path}: {name} is missing or does not match its sha256 (corrupt)")
+    return manifest
 
 
 def check_run_identity(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
@@ -121,6 +143,7 @@ def load_checkpoint(
 ) -> int:
     """Restore trainable weights, optimizer, scheduler, RNG and the hook's state (e.g. codebook
     usage counts); returns the number of completed steps."""
+    verify_checkpoint(path)
     saved_info = json.loads((path / "run.json").read_text())
     check_run_identity(saved_info, json.loads(json.dumps(run_info)), path)
     tensors = load_file(str(path / "trainable.safetensors"))
@@ -133,10 +156,10 @@ def load_checkpoint(
             if tensors[name].shape != p.shape:
                 raise TrainingError(f"--resume: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(p.shape)}")
             p.copy_(tensors[name])
-    opt = torch.load(path / "optimizer.pt", weights_only=True)
+    opt = load_tree(path, "optimizer")
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
-    state = torch.load(path / "state.pt", weights_only=True)
+    state = load_tree(path, "state")
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
     if hook is not None and hasattr(hook, "load_state_dict") and state.get("hook") is not None:

@@ -21,6 +21,14 @@ class TrainingError(RuntimeError):
     """A training run that cannot start or continue (bad input, non-finite loss, ...)."""
 
 
+class TrainingInterrupted(TrainingError):
+    """SIGTERM/SIGINT arrived: a final checkpoint was saved, the run can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 @dataclass
 class TrainArgs:
     """Run settings shared by all stages. ``batch_size`` is per process and per micro-batch;

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +25,7 @@ from seedtok.train.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from seedtok.train.core import (
     TrainArgs,
     TrainingError,
+    TrainingInterrupted,
     build_optimizer,
     build_scheduler,
     seed_everything,
@@ -41,6 +44,38 @@ def make_accelerator(args: TrainArgs):
 
     mixed = "no" if args.cpu or not torch.cuda.is_available() else "bf16"
     return Accelerator(cpu=args.cpu, mixed_precision=mixed, gradient_accumulation_steps=args.grad_accum)
+
+
+class StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step (so the step in
+    flight completes and a final checkpoint is written), instead of dying mid-write."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signum = signum
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+    def requested(self, acc) -> bool:
+        """Whether any rank was asked to stop (agreed across ranks)."""
+        flag = 1.0 if self.signum is not None else 0.0
+        if acc.num_processes > 1:
+            flag = float(acc.reduce(torch.tensor([flag], device=acc.device), reduction="sum"))
+        return flag > 0
 
 
 class MetricsWriter:
@@ -89,12 +124,13 @@ def fit(
     if args.resume:
         start = load_checkpoint(latest_checkpoint(args.out), module, optimizer, scheduler, info, after_step)
     metrics = MetricsWriter(Path(args.out) / "metrics.jsonl", acc.is_main_process, start if args.resume else None)
-    summary = _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step)
+    with StopRequest() as stop:
+        summary = _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step, stop)
     acc.wait_for_everyone()
     return summary
 
 
-def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step):
+def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step, stop=None):
     from tqdm.auto import tqdm
 
     params = [p for _, p in trainable_parameters(module)]
@@ -116,11 +152,20 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
         bar.update(1)
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.0f}")
-        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
+        interrupted = stop is not None and stop.requested(acc)
+        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps or interrupted:
             acc.wait_for_everyone()
             if acc.is_main_process:
                 hook_state = after_step.state_dict() if hasattr(after_step, "state_dict") else None
                 save_checkpoint(args.out, step + 1, module, optimizer, scheduler, info, args.keep_checkpoints, hook_state)
+        if interrupted:
+            bar.close()
+            name = signal.Signals(stop.signum).name if stop.signum else "a signal on another rank"
+            raise TrainingInterrupted(
+                f"stopped by {name} after step {step + 1}; checkpoint saved under "
+                f"{Path(args.out) / 'checkpoints'}; continue with --resume",
+                stop.signum or signal.SIGTERM,
+            )
     bar.close()
     return {"steps": args.steps, "start_step": start, "wall_s": time.perf_counter() - t_start, "last": record}
 
