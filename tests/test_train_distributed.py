@@ -72,3 +72,20 @@ def test_sigkill_then_resume_gives_identical_losses(tmp_path):
     want, got = _losses(ref), _losses(killed)
     assert sorted(got) == list(range(1, 61))
     assert [got[s] for s in range(resumed_from + 1, 61)] == [want[s] for s in range(resumed_from + 1, 61)]
+
+
+def test_two_process_stage2_codebook_statistics_identical_on_both_ranks(tmp_path):
+    """Scale-out smoke: stage 2 under `accelerate launch` on 2 CPU processes; usage, perplexity
+    and dead-code restarts (all-reduced) and the codebook itself agree on both ranks."""
+    pytest.importorskip("accelerate")
+    out = tmp_path / "s2"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(WORKER), "stage2", str(out), "--steps", "3"]
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    r0, r1 = (torch.load(f"{out}.rank{i}", weights_only=True) for i in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["report"] == r1["report"] and "reinit_codes" in r0["report"]
+    assert r0["report"]["reinit_codes"] > 0  # a 64-code book with 32 tokens/step leaves dead codes
+    assert torch.equal(r0["codebook"], r1["codebook"])

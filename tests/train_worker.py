@@ -47,15 +47,35 @@ def stage1_loss_and_grads(accelerator) -> tuple[float, dict[str, torch.Tensor]]:
     return mean_loss, grads
 
 
+def stage2_ranks(out: str, steps: int) -> None:
+    """Stage 2 smoke run on every rank with the cosine codebook and dead-code re-init every
+    step; each rank writes its codebook report and codebook weights to OUT.rank<i>."""
+    from seedtok.train.stage2 import stage2_tensors, train_stage2
+
+    torch.manual_seed(0)
+    tokenizer = SeedTokenizer(micro_config(kind="cosine"))
+    data = blocks_world(32)
+    targets = torch.randn(32, 6, 12, generator=torch.Generator().manual_seed(2))
+    tensors = stage2_tensors(tokenizer, data, targets)
+    args = TrainArgs(out=out, steps=steps, batch_size=4, lr=1e-3, warmup=1, ckpt_every=10_000, progress=False)
+    acc = make_accelerator(args)
+    summary, module = train_stage2(tokenizer, tensors, args, reinit=True, health_every=1, accelerator=acc)
+    torch.save({"report": summary["codebook"], "codebook": module.quantizer.embedding.weight.detach().clone(),
+                "world": acc.num_processes}, f"{out}.rank{acc.process_index}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["grads", "stage1"])
+    parser.add_argument("mode", choices=["grads", "stage1", "stage2"])
     parser.add_argument("out")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--ckpt-every", type=int, default=5)
     a = parser.parse_args()
     torch.set_num_threads(1)
+    if a.mode == "stage2":
+        stage2_ranks(a.out, a.steps)
+        return
     if a.mode == "grads":
         acc = make_accelerator(TrainArgs(out=a.out))
         loss, grads = stage1_loss_and_grads(acc)
