@@ -121,3 +121,22 @@ def test_text_branch_absent_raises():
     qf = QFormer(get_preset("tiny").qformer)
     with pytest.raises(RuntimeError, match="no text branch"):
         qf.encode_text(torch.ones(1, 3, dtype=torch.long))
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = SeedTokenizer(get_preset("tiny")).train()
+    x = torch.randn(2, 3, 64, 64)
+
+    def grads():
+        model.zero_grad()
+        model(x).generation_embeds.pow(2).mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    for m in (model.vision, model.qformer, model.reverse_qformer):
+        m.set_grad_checkpointing(True)
+    ckpt = grads()
+    assert plain.keys() == ckpt.keys()
+    for n in plain:
+        torch.testing.assert_close(plain[n], ckpt[n], rtol=1e-5, atol=1e-6, msg=n)

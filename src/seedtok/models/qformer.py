@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from seedtok.config import QFormerConfig
 
@@ -93,6 +94,7 @@ class QFormer(nn.Module):
         self.query_tokens = nn.Parameter(torch.zeros(1, c.num_queries, c.hidden_size))
         self.embed_norm = nn.LayerNorm(c.hidden_size, eps=c.ln_eps)
         self.layers = nn.ModuleList(QFormerLayer(c, c.has_cross_attention(i)) for i in range(c.num_layers))
+        self.grad_checkpointing = False
         if c.has_text_branch:
             self.word_embed = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
             self.pos_embed = nn.Embedding(c.max_text_len, c.hidden_size)
@@ -113,6 +115,10 @@ class QFormer(nn.Module):
                 self.word_embed.weight[self.config.pad_token_id].zero_()
                 self.temp.fill_(0.07)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute layer activations in backward (memory for compute at large batch)."""
+        self.grad_checkpointing = enable
+
     def query_mask(self, device: torch.device) -> torch.Tensor | None:
         """(Q, Q) bool, True where query i may attend query j: j <= i when causal."""
         if not self.config.causal:
@@ -126,7 +132,10 @@ class QFormer(nn.Module):
         x = self.embed_norm(queries)  # (B, Q, H)
         mask = self.query_mask(x.device)
         for layer in self.layers:
-            x = layer.forward_queries(x, encoder_states, mask)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(layer.forward_queries, x, encoder_states, mask, use_reentrant=False)
+            else:
+                x = layer.forward_queries(x, encoder_states, mask)
         return x
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from seedtok.config import VisionConfig
 from seedtok.models.layers import ViTBlock
@@ -26,7 +27,13 @@ class VisionTransformer(nn.Module):
             for _ in range(c.num_layers)
         )
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.ln_eps) if c.final_norm else nn.Identity()
+        self.grad_checkpointing = False
         self.reset_parameters()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward instead of storing them (memory
+        for compute; only matters when the ViT itself is trained, e.g. stage 0a)."""
+        self.grad_checkpointing = enable
 
     def reset_parameters(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -46,5 +53,8 @@ class VisionTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat((cls, x), dim=1) + self.pos_embed  # (B, 1 + N, C)
         for block in self.blocks:
-            x = block(x)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return self.norm(x)
