@@ -23,6 +23,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--summary", help="also write the job summary JSON here")
     p.set_defaults(func=cmd_tokenize_dataset)
 
+    p = sub.add_parser("recipe", help="the paper's SEED-1 training recipe and the GPU-hours it implies (estimate)")
+    p.add_argument("--efficiency", type=float, default=0.4, help="assumed fraction of GPU peak (default 0.4)")
+    p.add_argument("--epochs", type=float, default=1.0, help="epochs over the paper's 5M pairs")
+    p.add_argument("--out", help="also write JSON here")
+    p.set_defaults(func=cmd_recipe)
+
 
 def cmd_tokenize_dataset(args: argparse.Namespace) -> int:
     from seedtok.fileio import atomic_write_json
@@ -41,6 +47,24 @@ def cmd_tokenize_dataset(args: argparse.Namespace) -> int:
     for r in res["per_shard"]:
         if r["skipped"]:
             print(f"  {r['shard']}: skipped {json.dumps(r['skipped_by_reason'])}")
+    return 0
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from seedtok.fileio import atomic_write_json
+    from seedtok.train.recipes import seed1_costs
+
+    res = seed1_costs(args.efficiency, args.epochs)
+    for name, r in res["recipe"].items():
+        print(f"{name}: trains {r['trains']}; frozen {r['frozen']}; global batch {r['global_batch']}, lr {r['lr']:g}, "
+              f"warmup {r['warmup_steps']}, wd {r['weight_decay']}, {r['optimizer']}, {r['schedule']}")
+    print(res["label"])
+    for name, r in res["stages"].items():
+        hours = ", ".join(f"{g} {h:.1f} h" for g, h in r["gpu_hours"].items())
+        print(f"  {name:<18} {r['gflop_per_sample']:7.1f} GFLOP/sample, {r['steps_per_epoch']} steps/epoch: {hours}")
+    print(f"paper: 64 V100 x 5.7 days = {res['paper_reported_gpu_hours']:,.0f} V100-hours for the whole tokenizer")
+    if args.out:
+        atomic_write_json(args.out, res)
     return 0
 
 

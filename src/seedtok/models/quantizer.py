@@ -65,7 +65,7 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z (B, N, D) -> quantized (B, N, D), ids (B, N), loss, perplexity, usage."""
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with torch.autocast(device_type="cuda" if z.is_cuda else "cpu", enabled=False):
             z = z.float()
             ids = self.nearest(z)
             zq = self.lookup(ids)
