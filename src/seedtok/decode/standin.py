@@ -123,16 +123,18 @@ class OneStepGenerator(nn.Module):
 
 
 def tiny_unet_config(image_size: int = 64, cross_attention_dim: int = 384, width: int = 32) -> dict[str, Any]:
-    """A small pixel-space ``UNet2DConditionModel``: 64 -> 32 -> 16 -> 8, cross-attention to the
-    text states at 32, 16 and 8 px (SD-1.x attends at every level but the last)."""
+    """A small pixel-space ``UNet2DConditionModel``: 64 -> 32 -> 16 -> 8 px, cross-attention to
+    the text states at 16 and 8 px (SD-1.x attends at 64, 32 and 16 of its 64-cell latents;
+    attention over 1024 tokens at 32 px doubled the CPU step time here for no benefit at 200
+    steps). width 32: 7.1M parameters; width 16: 1.9M."""
     return {
         "sample_size": image_size,
         "in_channels": 3,
         "out_channels": 3,
         "block_out_channels": [width, 2 * width, 4 * width, 4 * width],
         "layers_per_block": 1,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
         "cross_attention_dim": cross_attention_dim,
         "attention_head_dim": 8,
         "norm_num_groups": 8,
