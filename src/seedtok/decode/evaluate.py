@@ -120,10 +120,12 @@ def _provenance(decoder_dir: str | None) -> dict[str, Any] | None:
 
 def bench_decode(
     data: str, decoders: Sequence[str | None], model: str | None = None, num: int = 500, steps: int = 25,
-    cache_dir: str | None = None, repeats: int = 3,
+    cache_dir: str | None = None, repeats: int = 3, num_diffusion: int = 100,
 ) -> dict[str, Any]:
     """One JSON: per decoder (``None`` = the shipped stand-in) the SD upper bound, latency and
-    training cost; with a trained tokenizer ``model``, the reconstruction figure too."""
+    training cost; with a trained tokenizer ``model``, the reconstruction figure too. Diffusion
+    decoders are scored on the first ``num_diffusion`` scenes (each image costs 2 x ``steps``
+    UNet passes with CFG), one-step decoders on ``num``."""
     from seedtok.bench import machine_info
     from seedtok.decode import load_detokenizer
 
@@ -137,11 +139,12 @@ def bench_decode(
     for path in decoders:
         detok = load_detokenizer(path, tokenizer)
         name = str(path) if path else "shipped"
-        entry: dict[str, Any] = {"kind": "onestep" if detok.one_step else "diffusion", "path": name}
-        entry["sd_upper_bound"] = upper_bound(detok, data, cache_dir, num, num_inference_steps=steps)
+        count = num if detok.one_step else min(num, num_diffusion)
+        entry: dict[str, Any] = {"kind": "onestep" if detok.one_step else "diffusion", "path": name, "scenes": count}
+        entry["sd_upper_bound"] = upper_bound(detok, data, cache_dir, count, num_inference_steps=steps)
         entry["latency"] = latency(detok, steps, repeats)
         if tokenizer is not None:
-            entry["reconstruction"] = reconstruction(tokenizer, detok, data, num, num_inference_steps=steps)
+            entry["reconstruction"] = reconstruction(tokenizer, detok, data, count, num_inference_steps=steps)
         prov = _provenance(path)
         entry["training"] = {k: prov.get(k) for k in ("command", "steps", "wall_s_total", "device", "params")} if prov else None
         result["decoders"][name] = entry
@@ -157,6 +160,7 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", action="append", help="stand-in dir (repeatable; default: the shipped one)")
     p.add_argument("--model", help="trained tiny tokenizer directory: adds the reconstruction figure")
     p.add_argument("--num", type=int, default=500, help="test scenes to score")
+    p.add_argument("--num-diffusion", type=int, default=100, help="at most this many for diffusion decoders")
     p.add_argument("--steps", type=int, default=25, help="denoising steps for diffusion decoders")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cache-dir", help="MiniLM state cache (default: DATA/.seedtok-cache)")
@@ -167,4 +171,4 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
 def bench_from_args(a: argparse.Namespace) -> dict[str, Any]:
     if a.threads:
         torch.set_num_threads(a.threads)
-    return bench_decode(a.data, a.decoder or [None], a.model, a.num, a.steps, a.cache_dir, a.repeats)
+    return bench_decode(a.data, a.decoder or [None], a.model, a.num, a.steps, a.cache_dir, a.repeats, a.num_diffusion)
