@@ -105,7 +105,7 @@ def cached_text_states(
         states, mask = _encode_all(unique, length, batch_size, progress)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may race here
             save_file({"states": states, "mask": mask}, str(tmp))
             os.replace(tmp, path)
     rows = torch.tensor([index[c] for c in captions], dtype=torch.long)

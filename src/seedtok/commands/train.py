@@ -12,9 +12,9 @@ from seedtok.config import PRESETS
 
 # Per-stage defaults (tiny world); the paper's seed1 values are lr 3e-5 / 1e-4, warmup 2000.
 DEFAULTS = {
-    "encoder": dict(steps=1500, batch_size=128, lr=2e-3, warmup=100, weight_decay=0.05),
-    "stage1": dict(steps=300, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),
-    "stage2": dict(steps=300, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),
+    "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
+    "stage1": dict(steps=150, batch_size=128, lr=2e-3, warmup=10, weight_decay=0.05),
+    "stage2": dict(steps=100, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
 
 

@@ -66,7 +66,10 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
     from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
 
     config = get_preset(preset)
+    # Read every split before the Accelerator starts: the loader shards by rank once a
+    # process group exists, and the in-memory batching already splits by rank.
     train = load_image_text(data, "train", config.vision.image_size, limit)
+    val = load_image_text(data, "val", config.vision.image_size)
     length = config.generation_len
     states, mask = cached_text_states(train.captions, length, default_cache(data, cache_dir), progress=args.progress)
     torch.manual_seed(args.seed)
@@ -76,7 +79,6 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
     summary = fit(module, TensorBatches(tensors, args.seed), args, {"stage": "encoder", "config": config.to_dict()},
                   clamp_temperature(module))
     wall = time.perf_counter() - t0
-    val = load_image_text(data, "val", config.vision.image_size)
     vstates, vmask = cached_text_states(val.captions, length, default_cache(data, cache_dir))
     metrics = encoder_retrieval(module, val, vstates, vmask)
     out = Path(args.out)
