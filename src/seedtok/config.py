@@ -198,6 +198,7 @@ _NESTED: dict[tuple[type, str], type] = {
 
 # bert-base-uncased vocabulary + the added [DEC] token of BLIP-2's Q-Former tokenizer.
 SEED1_TEXT_VOCAB = 30523
+BERT_VOCAB = 30522  # bert-base-uncased
 
 _SEED1 = TokenizerConfig()
 
@@ -235,6 +236,12 @@ PRESETS: dict[str, TokenizerConfig] = {
     # full causal_qformer.pth without dropping its text weights.
     "seed1-stage1": _SEED1.replace(qformer=dataclasses.replace(_SEED1.qformer, vocab_size=SEED1_TEXT_VOCAB)),
     "tiny": _TINY,
+    # The tiny preset with the Causal Q-Former's text branch (bert-base-uncased WordPiece
+    # vocabulary, read from the MiniLM package), for stage-1 training and retrieval, as
+    # ``seed1-stage1`` is to ``seed1``.
+    "tiny-stage1": _TINY.replace(
+        qformer=dataclasses.replace(_TINY.qformer, vocab_size=BERT_VOCAB, max_text_len=64)
+    ),
 }
 
 

@@ -17,7 +17,6 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from seedtok.data.render import shape_coverage, unit_moments
 from seedtok.data.scene import (

@@ -1,0 +1,129 @@
+"""``seedtok train encoder|stage1|stage2|bench``: thin wrappers over :mod:`seedtok.train.runs`.
+
+Works the same on one CPU process, under ``accelerate launch --multi_gpu --num_processes 2``
+on CPU (gloo), or on GPUs (``--gpu``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from seedtok.config import PRESETS
+
+# Per-stage defaults (tiny world); the paper's seed1 values are lr 3e-5 / 1e-4, warmup 2000.
+DEFAULTS = {
+    "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
+    "stage1": dict(steps=150, batch_size=128, lr=2e-3, warmup=10, weight_decay=0.05),
+    "stage2": dict(steps=100, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
+}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the tokenizer: stand-in encoder, stage 1, stage 2, benchmark")
+    tsub = p.add_subparsers(dest="stage", metavar="STAGE")
+    tsub.required = True
+    e = tsub.add_parser("encoder", help="stage 0a: pretrain the tiny stand-in ViT against frozen MiniLM")
+    _common(e, "encoder")
+    e.set_defaults(func=cmd_encoder)
+    s1 = tsub.add_parser("stage1", help="stage 1: Causal Q-Former, image-text contrastive (ViT frozen)")
+    _common(s1, "stage1")
+    s1.add_argument("--encoder", help="stand-in ViT weights (default for tiny: the shipped one)")
+    s1.add_argument("--init", help="start from a model directory instead of the preset")
+    s1.add_argument("--qformer-init", help="Q-Former weights in BLIP-2 / causal_qformer.pth key layout")
+    s1.set_defaults(func=cmd_stage1)
+    s2 = tsub.add_parser("stage2", help="stage 2: codebook + de-tokenizer targets (Q-Former frozen)")
+    _common(s2, "stage2")
+    s2.add_argument("--init", required=True, help="stage-1 model directory")
+    s2.add_argument("--codebook", choices=["reference", "cosine"], help="quantizer kind (default: the model's)")
+    s2.add_argument("--reinit", choices=["on", "off"], help="dead-code re-init (default: on for cosine)")
+    s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
+    s2.set_defaults(func=cmd_stage2)
+    b = tsub.add_parser("bench", help="tiny world: stages 1 + 2 wall time, retrieval, codebook usage (JSON)")
+    b.add_argument("--data", required=True, help="shapes-world directory (seedtok data shapes)")
+    b.add_argument("--out", default="bench/train", help="working + output directory")
+    b.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
+    b.add_argument("--steps1", type=int, default=DEFAULTS["stage1"]["steps"])
+    b.add_argument("--steps2", type=int, default=DEFAULTS["stage2"]["steps"])
+    b.add_argument("--batch-size", type=int, default=128)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--limit", type=int, help="use at most this many training samples")
+    b.add_argument("--cache-dir")
+    b.add_argument("--threads", type=int, help="torch CPU threads")
+    b.set_defaults(func=cmd_bench)
+
+
+def _common(p: argparse.ArgumentParser, stage: str) -> None:
+    d = DEFAULTS[stage]
+    preset = "tiny-stage1" if stage == "stage1" else "tiny"
+    p.add_argument("--preset", default=preset, choices=sorted(PRESETS), help=f"default: {preset}")
+    p.add_argument("--data", required=True, help="dataset: shapes-world directory, shards, folder or JSONL")
+    p.add_argument("--out", required=True, help="output directory (checkpoints, metrics.jsonl, model)")
+    p.add_argument("--steps", type=int, default=d["steps"])
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="per process")
+    p.add_argument("--lr", type=float, default=d["lr"])
+    p.add_argument("--warmup", type=int, default=d["warmup"])
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--limit", type=int, help="use at most this many training samples")
+    p.add_argument("--cache-dir", help="text-state cache (default: DATA/.seedtok-cache)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--gpu", action="store_true", help="use the accelerator's device instead of CPU")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
+
+
+def _train_args(a: argparse.Namespace) -> "TrainArgs":
+    import torch
+
+    from seedtok.train import TrainArgs
+
+    if getattr(a, "threads", None):
+        torch.set_num_threads(a.threads)
+
+    return TrainArgs(out=a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup,
+                     weight_decay=a.weight_decay, grad_clip=a.grad_clip, grad_accum=a.grad_accum, seed=a.seed,
+                     log_every=a.log_every, ckpt_every=a.ckpt_every, resume=a.resume,
+                     progress=not getattr(a, "quiet", False), cpu=not a.gpu)
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def cmd_encoder(a: argparse.Namespace) -> int:
+    from seedtok.train.runs import run_encoder
+
+    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit))
+    return 0
+
+
+def cmd_stage1(a: argparse.Namespace) -> int:
+    from seedtok.train.runs import run_stage1
+
+    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit)
+    _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
+    return 0
+
+
+def cmd_stage2(a: argparse.Namespace) -> int:
+    from seedtok.train.runs import run_stage2
+
+    reinit = None if a.reinit is None else a.reinit == "on"
+    summary = run_stage2(a.data, _train_args(a), a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every)
+    _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    import torch
+
+    from seedtok.train.bench import bench_train
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+
+    _print(bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, a.seed, a.limit, a.cache_dir))
+    return 0

@@ -1,0 +1,145 @@
+"""Training checkpoints: written atomically, resumed exactly.
+
+Layout under ``<out>/checkpoints/``::
+
+    step-00000100/   trainable.safetensors   trainable parameters of the stage module
+                     optimizer.pt            AdamW + scheduler state
+                     state.pt                step, RNG states
+                     run.json                stage, tokenizer config, run identity
+    latest           name of the newest complete checkpoint
+
+A checkpoint directory is filled under a temporary name and renamed into place, then
+``latest`` is replaced atomically, so a run killed at any instant leaves the previous
+checkpoint intact and loadable. Frozen parts are not stored: they are rebuilt from the same
+``--init`` weights, which the run identity pins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from seedtok.train.core import TrainingError, trainable_parameters
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest"
+
+
+def checkpoint_root(out: str | os.PathLike) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    out: str | os.PathLike,
+    step: int,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    run_info: dict[str, Any],
+    keep: int = 2,
+    hook_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write checkpoint ``step`` (completed optimizer steps) atomically; prune old ones."""
+    root = checkpoint_root(out)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors = {n: p.detach().contiguous() for n, p in trainable_parameters(module)}
+    save_file(tensors, str(tmp / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    torch.save({"step": step, "rng": rng, "hook": hook_state}, tmp / "state.pt")
+    (tmp / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _atomic_write_text(root / LATEST, name)
+    _prune(root, keep, name)
+    return final
+
+
+def _prune(root: Path, keep: int, newest: str) -> None:
+    done = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in done[: max(0, len(done) - max(1, keep))]:
+        if old.name != newest:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(out: str | os.PathLike) -> Path:
+    """The newest complete checkpoint under ``<out>/checkpoints`` (clear error if none)."""
+    root = checkpoint_root(out)
+    pointer = root / LATEST
+    if not pointer.is_file():
+        raise TrainingError(f"--resume: no checkpoint found under {root} (missing '{LATEST}')")
+    path = root / pointer.read_text().strip()
+    if not (path / "state.pt").is_file():
+        raise TrainingError(f"--resume: checkpoint {path} is missing or incomplete")
+    return path
+
+
+def check_run_identity(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
+    """Refuse to resume with a different stage, model config or run identity."""
+    diffs = _diff(saved, current)
+    if diffs:
+        shown = "; ".join(diffs[:6])
+        raise TrainingError(f"--resume: configuration differs from checkpoint {where}: {shown}")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return [] if a == b else [f"{prefix}: checkpoint {a!r} != now {b!r}"]
+
+
+def load_checkpoint(
+    path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, run_info: dict[str, Any], hook=None
+) -> int:
+    """Restore trainable weights, optimizer, scheduler, RNG and the hook's state (e.g. codebook
+    usage counts); returns the number of completed steps."""
+    saved_info = json.loads((path / "run.json").read_text())
+    check_run_identity(saved_info, json.loads(json.dumps(run_info)), path)
+    tensors = load_file(str(path / "trainable.safetensors"))
+    params = dict(trainable_parameters(module))
+    if set(tensors) != set(params):
+        missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+        raise TrainingError(f"--resume: checkpoint {path} parameters differ (missing {missing[:4]}, extra {extra[:4]})")
+    with torch.no_grad():
+        for name, p in params.items():
+            if tensors[name].shape != p.shape:
+                raise TrainingError(f"--resume: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(p.shape)}")
+            p.copy_(tensors[name])
+    opt = torch.load(path / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    state = torch.load(path / "state.pt", weights_only=True)
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    if hook is not None and hasattr(hook, "load_state_dict") and state.get("hook") is not None:
+        hook.load_state_dict(state["hook"])
+    log.info("resumed from %s (step %d)", path, state["step"])
+    return int(state["step"])

@@ -1,0 +1,100 @@
+"""Shared training layer: arguments, seeding, freezing policy, AdamW, warmup + cosine schedule.
+
+Every stage (0a stand-in encoder, 1 Causal Q-Former, 2 codebook + de-tokenizer targets; paper
+sec. 3.1) runs through :func:`seedtok.train.loop.fit` on top of these pieces. Freezing lives
+here, never in the models: frozen modules are put in eval mode and lose their gradients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot start or continue (bad input, non-finite loss, ...)."""
+
+
+@dataclass
+class TrainArgs:
+    """Run settings shared by all stages. ``batch_size`` is per process and per micro-batch;
+    the global batch is ``batch_size * world_size * grad_accum``."""
+
+    out: str
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup: int = 100
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 200
+    keep_checkpoints: int = 2
+    resume: bool = False
+    progress: bool = True
+    cpu: bool = True
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # Fields that may differ between an interrupted run and its resumption.
+    RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_checkpoints", "resume", "progress")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run that wrote the checkpoint."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES and k != "out"}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Frozen part: eval mode (no dropout / batch-stat updates) and no gradients."""
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+def trainable_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+
+def build_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (no decay on biases, norms, temperature: 1-D / 0-D)."""
+    decay, no_decay = [], []
+    for _, p in trainable_parameters(module):
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    if not decay and not no_decay:
+        raise TrainingError("nothing to train: every parameter is frozen")
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999))
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int, min_ratio: float):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, min_ratio))
+
+
+def grad_norm(params: Iterable[torch.Tensor]) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0

@@ -1,0 +1,62 @@
+"""Evaluation of trained stages (paper Table 1 protocol; see :mod:`seedtok.eval.retrieval`).
+
+- from causal embeddings: the last causal query through ``vision_proj`` (stage 1's image side);
+- from codes: the 32 ids -> codebook -> ``decode_task`` -> stage-2 reconstruction head ->
+  reconstructed causal embeddings -> last one through ``vision_proj`` (the paper's "SEED
+  (causal code)" row), so only what the discrete tokens carry is used;
+text side: the Q-Former text branch's [CLS] through ``text_proj``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from seedtok.eval.retrieval import match_matrix, retrieval_scores
+from seedtok.models import SeedTokenizer
+from seedtok.text import tokenize
+from seedtok.train.codebook import codebook_report, position_counts
+from seedtok.train.data import ImageTextSet, map_in_chunks, scene_key
+from seedtok.train.stage1 import MAX_TEXT_LEN
+
+
+def _match(data: ImageTextSet) -> torch.Tensor:
+    keys = [scene_key(s, c) for s, c in zip(data.scenes or [None] * len(data), data.captions)]
+    return match_matrix(keys, keys)
+
+
+@torch.no_grad()
+def encoder_retrieval(module, data: ImageTextSet, states: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+    """Stage 0a: the stand-in ViT + projection vs the MiniLM text head."""
+    module.eval()
+    img = map_in_chunks(module.image_features, data.pixels)
+    txt = torch.cat([module.text_features(states[i : i + 256], mask[i : i + 256]) for i in range(0, len(data), 256)])
+    return retrieval_scores(img, txt, _match(data))
+
+
+@torch.no_grad()
+def text_features(model: SeedTokenizer, captions: list[str]) -> torch.Tensor:
+    ids, mask = tokenize(captions, min(MAX_TEXT_LEN, model.qformer.config.max_text_len))
+    states = torch.cat([model.qformer.encode_text(ids[i : i + 256], mask[i : i + 256])[:, 0] for i in range(0, len(ids), 256)])
+    return F.normalize(model.qformer.text_proj(states), dim=-1)
+
+
+@torch.no_grad()
+def tokenizer_retrieval(model: SeedTokenizer, data: ImageTextSet, recon=None) -> dict[str, Any]:
+    """R@1/5/10 both ways from causal embeddings and (with the stage-2 ``recon`` head) from codes,
+    plus codebook health on this split."""
+    model.eval()
+    causal = map_in_chunks(model.causal_embeddings, data.pixels)  # (N, Q, H)
+    txt = text_features(model, data.captions)
+    match = _match(data)
+    out: dict[str, Any] = {"causal": retrieval_scores(F.normalize(model.qformer.vision_proj(causal[:, -1]), dim=-1), txt, match)}
+    if recon is not None:
+        ids = model.quantizer.nearest(model.encode_task(causal))  # (N, Q)
+        rebuilt = map_in_chunks(lambda c: recon(model.decode_task(c)), model.quantizer.lookup(ids))
+        img = F.normalize(model.qformer.vision_proj(rebuilt[:, -1]), dim=-1)
+        out["codes"] = retrieval_scores(img, txt, match)
+        out["codes"]["reconstruction_cosine"] = float(F.cosine_similarity(rebuilt, causal, dim=-1).mean())
+        out["codebook"] = codebook_report(position_counts(ids, model.config.codebook.codebook_size))
+    return out

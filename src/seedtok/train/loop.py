@@ -1,0 +1,158 @@
+"""The one training loop every stage runs, through ``accelerate``.
+
+The :class:`accelerate.Accelerator` owns device placement, DDP wrapping (gloo on CPU),
+mixed precision where the device supports it, and gradient accumulation. A stage supplies an
+``nn.Module`` whose ``forward(batch)`` returns a dict with a scalar ``loss`` (plus scalar
+metrics; keys starting with ``_`` are passed to ``after_step`` and not logged), a
+:class:`~seedtok.train.data.TensorBatches`, and optionally an ``after_step`` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from seedtok.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from seedtok.train.core import (
+    TrainArgs,
+    TrainingError,
+    build_optimizer,
+    build_scheduler,
+    seed_everything,
+    trainable_parameters,
+)
+from seedtok.train.data import TensorBatches
+
+log = logging.getLogger(__name__)
+
+AfterStep = Callable[[int, dict[str, Any]], dict[str, float]]
+
+
+def make_accelerator(args: TrainArgs):
+    """CPU runs need ``cpu=True`` even under ``accelerate launch`` (see environment.md)."""
+    from accelerate import Accelerator
+
+    mixed = "no" if args.cpu or not torch.cuda.is_available() else "bf16"
+    return Accelerator(cpu=args.cpu, mixed_precision=mixed, gradient_accumulation_steps=args.grad_accum)
+
+
+class MetricsWriter:
+    """JSONL metrics on the main process; on resume, entries past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            path.write_text("")
+        elif path.is_file():
+            kept = [l for l in path.read_text().splitlines() if l and _keep(l, resume_step)]
+            path.write_text("".join(l + "\n" for l in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _keep(line: str, resume_step: int) -> bool:
+    try:
+        return int(json.loads(line).get("step", 0)) <= resume_step
+    except ValueError:
+        return False
+
+
+def fit(
+    module: nn.Module,
+    data: TensorBatches,
+    args: TrainArgs,
+    run_info: dict[str, Any],
+    after_step: AfterStep | None = None,
+    accelerator=None,
+) -> dict[str, Any]:
+    """Train ``module`` for ``args.steps`` optimizer steps; returns a summary dict."""
+    acc = accelerator or make_accelerator(args)
+    seed_everything(args.seed)
+    optimizer = build_optimizer(module, args.lr, args.weight_decay)
+    scheduler = build_scheduler(optimizer, args.warmup, args.steps, args.min_lr_ratio)
+    model, optimizer = acc.prepare(module, optimizer)
+    info = {**run_info, "world_size": acc.num_processes, "args": args.identity()}
+    start = 0
+    if args.resume:
+        start = load_checkpoint(latest_checkpoint(args.out), module, optimizer, scheduler, info, after_step)
+    metrics = MetricsWriter(Path(args.out) / "metrics.jsonl", acc.is_main_process, start if args.resume else None)
+    summary = _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step)
+    acc.wait_for_everyone()
+    return summary
+
+
+def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step):
+    from tqdm.auto import tqdm
+
+    params = [p for _, p in trainable_parameters(module)]
+    bar = tqdm(total=args.steps, initial=start, disable=not (args.progress and acc.is_main_process), desc=info["stage"])
+    record: dict[str, Any] = {}
+    t_start, t_last = time.perf_counter(), time.perf_counter()
+    global_batch = args.batch_size * acc.num_processes * args.grad_accum
+    for step in range(start, args.steps):
+        lr = optimizer.param_groups[0]["lr"]
+        outputs = _one_step(acc, model, optimizer, data, args, step, params)
+        scheduler.step()
+        loss = float(acc.reduce(outputs["loss"].detach(), reduction="mean"))
+        extra = after_step(step, outputs) if after_step else {}
+        now = time.perf_counter()
+        record = {"step": step + 1, "loss": loss, "lr": lr,
+                  "samples_per_s": global_batch / max(now - t_last, 1e-9), **_scalars(acc, outputs), **extra}
+        t_last = now
+        metrics.write(record)
+        bar.update(1)
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.0f}")
+        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                hook_state = after_step.state_dict() if hasattr(after_step, "state_dict") else None
+                save_checkpoint(args.out, step + 1, module, optimizer, scheduler, info, args.keep_checkpoints, hook_state)
+    bar.close()
+    return {"steps": args.steps, "start_step": start, "wall_s": time.perf_counter() - t_start, "last": record}
+
+
+def _one_step(acc, model, optimizer, data, args, step, params) -> dict[str, Any]:
+    """One optimizer step over ``grad_accum`` micro-batches; stops on a non-finite loss."""
+    outputs: dict[str, Any] = {}
+    for micro in range(args.grad_accum):
+        batch = data.batch(step * args.grad_accum + micro, acc.process_index, acc.num_processes, args.batch_size)
+        batch = {k: v.to(acc.device) for k, v in batch.items()}
+        with acc.accumulate(model):
+            outputs = model(batch)
+            loss = outputs["loss"]
+            bad = acc.reduce((~torch.isfinite(loss.detach())).float().reshape(1), reduction="sum")
+            if float(bad) > 0:
+                raise TrainingError(
+                    f"non-finite loss ({float(loss.detach()):.4g}) at step {step + 1}; stopped without saving, "
+                    f"the last good checkpoint under {Path(args.out) / 'checkpoints'} is intact"
+                )
+            acc.backward(loss)
+            if acc.sync_gradients and args.grad_clip > 0:
+                acc.clip_grad_norm_(params, args.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return outputs
+
+
+def _scalars(acc, outputs: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in outputs.items():
+        if k == "loss" or k.startswith("_") or not torch.is_tensor(v) or v.numel() != 1:
+            continue
+        value = float(acc.reduce(v.detach().float().reshape(1), reduction="mean"))
+        out[k] = value if math.isfinite(value) else float("nan")
+    return out

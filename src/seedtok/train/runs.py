@@ -1,0 +1,157 @@
+"""Whole stage runs from a dataset path to an output directory (what ``seedtok train`` calls).
+
+- :func:`run_encoder` (stage 0a): tiny ViT vs frozen MiniLM -> ``encoder.safetensors`` +
+  ``provenance.json`` (the shipped stand-in).
+- :func:`run_stage1`: preset + stand-in ViT (or a model directory, or a reference Q-Former
+  checkpoint) -> Causal Q-Former trained -> ``save_pretrained`` directory.
+- :func:`run_stage2`: stage-1 model directory -> codebook + de-tokenizer trained ->
+  ``save_pretrained`` directory + ``reconstruction.safetensors`` (training-only head).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from seedtok.checkpoint import atomic_write_bytes, save_pretrained
+from seedtok.config import TokenizerConfig, get_preset
+from seedtok.models import SeedTokenizer
+from seedtok.text import cached_text_states
+from seedtok.train.core import TrainArgs, TrainingError
+from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text
+from seedtok.train.evaluate import encoder_retrieval
+from seedtok.train.loop import fit, make_accelerator
+from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
+from seedtok.train.stage1 import train_stage1
+from seedtok.train.stage2 import ReconstructionHead, stage2_tensors, train_stage2
+
+log = logging.getLogger(__name__)
+
+STANDIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "standins"
+TINY_ENCODER = STANDIN_DIR / "tiny_vit.safetensors"
+RECON_NAME = "reconstruction.safetensors"
+
+
+def default_cache(data: str, cache_dir: str | None) -> str:
+    return cache_dir or str(Path(data) / ".seedtok-cache")
+
+
+def with_codebook(config: TokenizerConfig, kind: str | None) -> TokenizerConfig:
+    if kind is None or kind == config.codebook.kind:
+        return config
+    return config.replace(codebook=dataclasses.replace(config.codebook, kind=kind))
+
+
+def _is_main() -> bool:
+    from seedtok.losses import world_info
+
+    return world_info()[0] == 0
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    if _is_main():
+        atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str | None = None,
+                limit: int | None = None) -> dict[str, Any]:
+    """Stage 0a: train the stand-in ViT; evaluate retrieval on the val split; write the stand-in."""
+    from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
+
+    config = get_preset(preset)
+    train = load_image_text(data, "train", config.vision.image_size, limit)
+    length = config.generation_len
+    states, mask = cached_text_states(train.captions, length, default_cache(data, cache_dir), progress=args.progress)
+    torch.manual_seed(args.seed)
+    module = EncoderPretrainModule(config.vision)
+    tensors = {"pixel_values": train.pixels, "text_states": states, "text_mask": mask}
+    t0 = time.perf_counter()
+    summary = fit(module, TensorBatches(tensors, args.seed), args, {"stage": "encoder", "config": config.to_dict()},
+                  clamp_temperature(module))
+    wall = time.perf_counter() - t0
+    val = load_image_text(data, "val", config.vision.image_size)
+    vstates, vmask = cached_text_states(val.captions, length, default_cache(data, cache_dir))
+    metrics = encoder_retrieval(module, val, vstates, vmask)
+    out = Path(args.out)
+    if _is_main():
+        save_file(module.vision_state_dict(), str(out / "encoder.safetensors"), metadata={"format": "pt"})
+    provenance = {
+        "what": "stand-in EVA ViT for the tiny preset (stage 0a): tiny ViT trained contrastively against frozen MiniLM-L6",
+        "preset": preset, "vision_config": dataclasses.asdict(config.vision),
+        "params": sum(p.numel() for p in module.vision.parameters()),
+        "data": {"source": str(data), "train_samples": len(train), "skipped": train.skipped},
+        "args": args.to_dict(), "steps": args.steps, "wall_s": round(wall, 1),
+        "torch_threads": torch.get_num_threads(), "val_retrieval": metrics, "final_loss": summary["last"].get("loss"),
+    }
+    _write_json(out / "provenance.json", provenance)
+    return provenance
+
+
+def build_stage1_model(preset: str, encoder: str | None, init: str | None, qformer_init: str | None) -> SeedTokenizer:
+    """Stage-1 starting point: a model directory, or the preset + stand-in ViT (+ reference Q-Former)."""
+    if init:
+        return load_tokenizer(init)
+    model = SeedTokenizer(get_preset(preset))
+    if encoder is None and preset.startswith("tiny"):
+        encoder = str(TINY_ENCODER)
+    if encoder is not None:
+        load_vision_weights(model, encoder)
+    else:
+        log.warning("no image encoder weights given: the ViT stays random")
+    if qformer_init:
+        load_reference_qformer(model, qformer_init)
+    return model
+
+
+def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder: str | None = None, init: str | None = None,
+               qformer_init: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    model = build_stage1_model(preset, encoder, init, qformer_init)
+    train = load_image_text(data, "train", model.config.vision.image_size, limit)
+    args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
+    summary = train_stage1(model, train, args)
+    if _is_main():
+        save_pretrained(model.eval(), args.out)
+    summary.update(skipped=train.skipped, train_samples=len(train))
+    _write_json(Path(args.out) / "train_summary.json", summary)
+    return summary
+
+
+def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = None, reinit: bool | None = None,
+               cache_dir: str | None = None, limit: int | None = None, health_every: int = 50) -> dict[str, Any]:
+    """Stage 2 from a stage-1 directory. ``codebook`` switches the quantizer kind ('reference' /
+    'cosine'); dead-code re-initialisation defaults to on for 'cosine', off for 'reference'."""
+    stage1 = load_tokenizer(init)
+    config = with_codebook(stage1.config, codebook)
+    model = SeedTokenizer(config)
+    model.load_state_dict(stage1.state_dict(), strict=True)  # the codebook is still untrained
+    reinit = config.codebook.kind == "cosine" if reinit is None else reinit
+    train = load_image_text(data, "train", config.vision.image_size, limit)
+    targets, _ = cached_text_states(train.captions, config.generation_len, default_cache(data, cache_dir),
+                                    progress=args.progress)
+    if targets.shape[-1] != config.generation_dim:
+        raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
+    tensors = stage2_tensors(model, train, targets)
+    args.extra.setdefault("init", {"init": str(init), "data": str(data)})
+    summary, module = train_stage2(model, tensors, args, reinit=reinit, health_every=health_every)
+    if _is_main():
+        save_pretrained(model.eval(), args.out)
+        save_file({k: v.contiguous() for k, v in module.recon.state_dict().items()}, str(Path(args.out) / RECON_NAME))
+    summary.update(skipped=train.skipped, train_samples=len(train), reinit=reinit, codebook_kind=config.codebook.kind)
+    _write_json(Path(args.out) / "train_summary.json", summary)
+    return summary
+
+
+def load_reconstruction(directory: str | Path, config: TokenizerConfig) -> ReconstructionHead:
+    head = ReconstructionHead.for_config(config)
+    path = Path(directory) / RECON_NAME
+    if not path.is_file():
+        raise TrainingError(f"{directory}: no {RECON_NAME} (needed to retrieve from codes; written by stage 2)")
+    head.load_state_dict(load_file(str(path)), strict=True)
+    return head.eval()

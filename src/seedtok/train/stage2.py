@@ -1,0 +1,112 @@
+"""Stage 2: VQ codebook + de-tokenizer targets (paper sec. 3.1, "Training Stage II").
+
+The Causal Q-Former is frozen (its causal embeddings are computed once up front). Trained:
+``encode_task`` -> VQ codebook -> ``decode_task``, then two heads on the de-quantized codes:
+- the *reconstruction head* (its own ``pos_embed`` + blocks; training-only, kept out of the
+  inference :class:`SeedTokenizer`) regresses the causal embeddings by cosine similarity;
+- the inference path ``code_decoder`` -> Reverse Q-Former -> ``generation_proj`` regresses the
+  frozen text encoder's states of the caption (SD's CLIP-L for ``seed1``, MiniLM in the tiny
+  world).
+Loss = 5 * L_vq + 2 * (1 - cos) + 0.5 * MSE (reference weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from seedtok.config import TokenizerConfig
+from seedtok.losses import stage2_loss
+from seedtok.models import SeedTokenizer
+from seedtok.models.tokenizer import CodeDecoder
+from seedtok.train.codebook import CodebookMonitor
+from seedtok.train.core import TrainArgs, freeze
+from seedtok.train.data import ImageTextSet, TensorBatches, map_in_chunks
+from seedtok.train.loop import fit, make_accelerator
+
+DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)
+
+
+class ReconstructionHead(CodeDecoder):
+    """Training-only ``pos_embed`` + ViT blocks: de-quantized codes (B, Q, H) -> causal (B, Q, H)."""
+
+    @classmethod
+    def for_config(cls, config: TokenizerConfig) -> "ReconstructionHead":
+        return cls(config.decoder, config.qformer.hidden_size, config.num_tokens)
+
+
+class Stage2Module(nn.Module):
+    """Trainable part of stage 2 (see module docstring)."""
+
+    def __init__(self, tokenizer: SeedTokenizer, recon: ReconstructionHead, weights=DEFAULT_WEIGHTS) -> None:
+        super().__init__()
+        self.weights = tuple(float(w) for w in weights)
+        self.encode_task = tokenizer.encode_task
+        self.quantizer = tokenizer.quantizer
+        self.decode_task = tokenizer.decode_task
+        self.code_decoder = tokenizer.code_decoder
+        self.reverse_qformer = tokenizer.reverse_qformer
+        self.generation_proj = tokenizer.generation_proj
+        self.recon = recon
+
+    def reconstruct_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """code vectors (B, Q, D) -> reconstructed causal embeddings (B, Q, H)."""
+        return self.recon(self.decode_task(codes))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        causal = batch["causal_embeds"]  # (B, Q, H), frozen
+        z = self.encode_task(causal)  # (B, Q, D)
+        q = self.quantizer(z)
+        up = self.decode_task(q.quantized)  # (B, Q, H)
+        recon = self.recon(up)
+        generation = self.generation_proj(self.reverse_qformer(self.code_decoder(up)))  # (B, G_len, G)
+        losses = stage2_loss(q.loss, recon, causal, generation, batch["target"], self.weights)
+        return {
+            "loss": losses.total,
+            "vq": losses.vq,
+            "cos": losses.cosine,
+            "mse": losses.mse,
+            "batch_perplexity": q.perplexity.detach(),
+            "_ids": q.ids.detach(),
+            "_z": z.detach(),
+        }
+
+
+def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = None, weights=DEFAULT_WEIGHTS) -> Stage2Module:
+    """Freezing policy of stage 2: ViT, ln_vision and Causal Q-Former frozen; the rest trains."""
+    freeze(tokenizer)
+    module = Stage2Module(tokenizer, recon or ReconstructionHead.for_config(tokenizer.config), weights)
+    module.train().requires_grad_(True)
+    return module
+
+
+@torch.no_grad()
+def stage2_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Frozen causal embeddings (B, Q, H) and the text-encoder targets (B, G_len, G)."""
+    tokenizer.eval()
+    causal = map_in_chunks(tokenizer.causal_embeddings, data.pixels)
+    want = (tokenizer.config.generation_len, tokenizer.config.generation_dim)
+    if tuple(targets.shape[1:]) != want:
+        raise ValueError(f"stage-2 targets have shape {tuple(targets.shape[1:])}, the preset needs {want}")
+    return {"causal_embeds": causal, "target": targets.float()}
+
+
+def train_stage2(
+    tokenizer: SeedTokenizer,
+    tensors: dict[str, torch.Tensor],
+    args: TrainArgs,
+    recon: ReconstructionHead | None = None,
+    reinit: bool = False,
+    health_every: int = 50,
+    accelerator=None,
+) -> tuple[dict[str, Any], Stage2Module]:
+    """Run stage 2 in place on ``tokenizer``; returns (loop summary, trained module)."""
+    module = prepare_stage2(tokenizer, recon, args.extra.get("loss_weights", DEFAULT_WEIGHTS))
+    acc = accelerator or make_accelerator(args)
+    monitor = CodebookMonitor(module.quantizer, tokenizer.config.num_tokens, args.seed, acc, reinit, health_every)
+    run_info = {"stage": "stage2", "config": tokenizer.config.to_dict(), "reinit": reinit, "health_every": health_every}
+    summary = fit(module, TensorBatches(tensors, args.seed), args, run_info, monitor, acc)
+    summary["codebook"] = monitor.last_report
+    return summary, module
