@@ -13,7 +13,8 @@ from seedtok.mllm.lora import LoraSettings
 from seedtok.mllm.model import SeedLLM
 from seedtok.mllm.sequences import IGNORE_INDEX, PromptError, collate
 from seedtok.mllm.standin import build_standin, build_text_tokenizer
-from seedtok.mllm.train import LoopSettings, train_loop
+from seedtok.mllm.train import train_lm
+from seedtok.train.core import TrainArgs
 from seedtok.mllm.vocab import ImageVocab, VocabularyError, image_token_name
 
 CODEBOOK, NTOK = 64, 32
@@ -140,14 +141,15 @@ def test_text_generation_never_emits_image_tokens(llm):
     assert len(caps) == 2 and all("<img" not in c for c in caps)
 
 
-def test_overfit_one_caption_and_one_image(llm):
+def test_overfit_one_caption_and_one_image(llm, tmp_path):
     """The tiny model memorises one caption and one image sequence through LoRA + new rows."""
     b, tok = llm.builder, llm.tokenizer
     img_codes, draw_codes = _codes(0), _codes(1)
     batch = collate([b.caption_example(img_codes, LINES[0]), b.draw_example(LINES[1], draw_codes)], tok.pad_token_id)
-    fit = train_loop(llm.model, lambda step: batch, LoopSettings(steps=100, lr=1e-2, warmup=10, log_every=10))
+    args = TrainArgs(out=str(tmp_path), steps=100, batch_size=2, lr=1e-2, weight_decay=0.0, warmup=10, progress=False)
+    fit = train_lm(llm.model, lambda index, size: batch, args, "overfit")
     # The frozen random base bounds how peaked text logits can get; memorisation is the check.
-    assert fit["final_loss"] < 0.3 * fit["history"][0][1]
+    assert fit["history"][-1][1] < 0.3 * fit["history"][0][1]
     assert llm.caption_codes(img_codes[None])[0] == LINES[0]
     assert torch.equal(llm.draw_codes([LINES[1]])[0], draw_codes)
 

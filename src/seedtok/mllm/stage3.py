@@ -24,7 +24,8 @@ from seedtok.mllm.cache import IdCache
 from seedtok.mllm.lora import LoraSettings, count_parameters
 from seedtok.mllm.model import SeedLLM
 from seedtok.mllm.sequences import Example, SequenceBuilder, collate
-from seedtok.mllm.train import LoopSettings, train_loop
+from seedtok.mllm.train import mean_loss, train_lm
+from seedtok.train.core import TrainArgs
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +60,22 @@ def task_example(builder: SequenceBuilder, codes: torch.Tensor, record: dict[str
 
 
 class TaskMixture:
-    """``batch(step)`` -> a collated batch mixing the tasks by ``weights``."""
+    """``make(index, size)`` -> a collated batch mixing the tasks by ``weights`` (a pure
+    function of ``(seed, index)``)."""
 
-    def __init__(self, cache: IdCache, builder: SequenceBuilder, batch_size: int, weights: tuple[float, float, float], seed: int = 0) -> None:
+    def __init__(self, cache: IdCache, builder: SequenceBuilder, weights: tuple[float, float, float], seed: int = 0) -> None:
         if len(cache) == 0:
             raise ValueError("the id cache is empty")
-        self.cache, self.builder, self.batch_size, self.seed = cache, builder, batch_size, seed
+        self.cache, self.builder, self.seed = cache, builder, seed
         self.tasks = ["caption", "draw", "vqa"]
         self.weights = list(weights)
         if not any(r["vqa"] for r in cache.records):  # plain image-text data has no VQA
             self.weights[2] = 0.0
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
-        rng = random.Random(self.seed * 1_000_003 + step)
-        examples = []
-        while len(examples) < self.batch_size:
+    def make(self, index: int, size: int) -> dict[str, torch.Tensor]:
+        rng = random.Random(self.seed * 1_000_003 + index)
+        examples: list[Example] = []
+        while len(examples) < size:
             i = int(rng.random() * len(self.cache))
             task = rng.choices(self.tasks, self.weights)[0]
             if task == "vqa" and not self.cache.records[i]["vqa"]:
@@ -91,16 +93,19 @@ def train_stage3(
     torch.manual_seed(seed)
     llm = SeedLLM.from_base(base, cache.meta["codebook_size"], cache.meta["num_tokens"], preset.lora, gguf_file)
     load_s = time.perf_counter() - t0
-    mixture = TaskMixture(cache, llm.builder, preset.batch_size, preset.task_weights, seed)
-    settings = LoopSettings(steps=steps or preset.steps, lr=preset.lr, warmup=preset.warmup, seed=seed,
-                            log_every=25, checkpoint_every=100)
-    fit = train_loop(llm.model, mixture.batch, settings, out_dir=out_dir, resume=resume, progress=progress)
+    mixture = TaskMixture(cache, llm.builder, preset.task_weights, seed)
+    args = TrainArgs(out=str(out_dir), steps=steps or preset.steps, batch_size=preset.batch_size, lr=preset.lr,
+                     weight_decay=0.0, warmup=preset.warmup, min_lr_ratio=0.1, seed=seed, resume=resume,
+                     progress=progress, log_every=25, ckpt_every=100,
+                     extra={"lora": asdict(preset.lora), "tasks": list(preset.task_weights), "base": str(base),
+                            "image_tokenizer": cache.meta["tokenizer"]})
+    fit = train_lm(llm.model, mixture.make, args, "llm")
     llm.save(out_dir)
     report = {
         "stage": 3, "preset": asdict(preset), "base": llm.base or "shipped stand-in (assets/standins/lm-tiny)",
         "train_images": len(cache), "image_tokenizer": cache.meta["tokenizer"], "load_seconds": round(load_s, 2),
-        "train_seconds": round(fit["seconds"], 1), "threads": torch.get_num_threads(), **count_parameters(llm.model),
-        "final_loss": fit["final_loss"], "history": fit["history"], "resumed_at": fit["resumed_at"],
+        "train_seconds": round(fit["wall_s"], 1), "threads": torch.get_num_threads(), **count_parameters(llm.model),
+        "final_loss": mean_loss(fit["history"]), "resumed_at": fit["start_step"],
     }
     (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return llm, report

@@ -21,7 +21,8 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from seedtok.mllm.sequences import IGNORE_INDEX, Example, collate
-from seedtok.mllm.train import LoopSettings, train_loop
+from seedtok.mllm.train import mean_loss, train_lm
+from seedtok.train.core import TrainArgs
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,8 @@ def _lm_examples(lines: list[str], tokenizer: Any) -> list[Example]:
 
 
 def pretrain_standin(
-    lines: list[str], val_lines: list[str], steps: int = 1500, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-    out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = False, **arch: Any,
+    lines: list[str], val_lines: list[str], out_dir: str | os.PathLike, steps: int = 1500, batch_size: int = 64,
+    lr: float = 2e-3, seed: int = 0, resume: bool = False, progress: bool = False, **arch: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Train tokenizer + OPT on ``lines`` (next-token prediction, the corpus's own line
     frequencies). Returns (model, tokenizer, report) with the loss history, wall time and the
@@ -108,16 +109,18 @@ def pretrain_standin(
     model = build_standin(tokenizer, seed, **arch)
     examples = _lm_examples(lines, tokenizer)
 
-    def batch_fn(step: int) -> dict[str, torch.Tensor]:
-        r = random.Random(seed * 1_000_003 + step)
-        return collate([examples[r.randrange(len(examples))] for _ in range(batch_size)], tokenizer.pad_token_id)
+    def make(index: int, size: int) -> dict[str, torch.Tensor]:
+        r = random.Random(seed * 1_000_003 + index)
+        return collate([examples[r.randrange(len(examples))] for _ in range(size)], tokenizer.pad_token_id)
 
-    settings = LoopSettings(steps=steps, lr=lr, warmup=min(100, steps // 10 + 1), weight_decay=0.01, seed=seed)
-    fit = train_loop(model, batch_fn, settings, out_dir=out_dir, resume=resume, progress=progress)
+    args = TrainArgs(out=str(out_dir), steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01,
+                     warmup=min(100, steps // 10 + 1), min_lr_ratio=0.1, seed=seed, resume=resume, progress=progress,
+                     log_every=50, ckpt_every=250, extra={"arch": {**STANDIN_ARCH, **arch}, "lines": len(lines)})
+    fit = train_lm(model, make, args, "lm")
     report = {
         "train_lines": len(lines), "val_lines": len(val_lines), "params": sum(p.numel() for p in model.parameters()),
         "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
-        "final_train_loss": fit["final_loss"], "val_loss": lm_loss(model, tokenizer, val_lines), "history": fit["history"],
+        "final_train_loss": mean_loss(fit["history"]), "train_seconds": round(fit["wall_s"], 1), "val_loss": lm_loss(model, tokenizer, val_lines),
     }
     return model, tokenizer, report
 
