@@ -176,3 +176,16 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     summary = fit(resumed, TensorBatches({"x": torch.ones(4, 1)}), TrainArgs(**{**args.to_dict(), "resume": True}),
                   {"stage": "test"})
     assert summary["start_step"] == 5 and torch.isfinite(resumed.w).all()
+
+
+def test_shipped_standin_encoder_loads_strictly_with_provenance():
+    from seedtok.config import get_preset
+    from seedtok.train.pretrained import load_vision_weights
+    from seedtok.train.runs import TINY_ENCODER
+
+    model = SeedTokenizer(get_preset("tiny"))
+    load_vision_weights(model, TINY_ENCODER)
+    provenance = json.loads(TINY_ENCODER.with_suffix(".json").read_text())
+    assert {"command", "steps", "wall_s", "val_retrieval", "data"} <= set(provenance)
+    total = sum(p.stat().st_size for p in TINY_ENCODER.parent.iterdir())
+    assert total <= 20 * 1024 * 1024
