@@ -184,3 +184,27 @@ def test_lora_settings_are_configurable(base_dir):
     assert names and all(("q_proj" in n or "v_proj" in n) for n in names)
     a = next(p for n, p in llm.model.named_parameters() if "lora_A" in n)
     assert a.shape[0] == 4
+
+
+def test_id_cache_and_task_mixture(llm, tmp_path):
+    from seedtok.config import get_preset
+    from seedtok.mllm.cache import IdCache, load_cache, save_cache, tokenizer_fingerprint
+    from seedtok.mllm.stage3 import TaskMixture
+    from seedtok.models import SeedTokenizer
+
+    torch.manual_seed(0)
+    tok = SeedTokenizer(get_preset("tiny")).eval()
+    records = [{"key": str(i), "caption": LINES[i % 2], "vqa": [{"question": "how many shapes are there?", "answer": "two", "type": "count"}]}
+               for i in range(4)]
+    ids = torch.stack([_codes(i) for i in range(4)]).int()
+    save_cache(IdCache(ids, records, {"tokenizer": tokenizer_fingerprint(tok), "codebook_size": CODEBOOK, "num_tokens": NTOK}), tmp_path)
+    cache = load_cache(tmp_path, tok)
+    assert torch.equal(cache.ids, ids.long()) and cache.records == records
+    torch.manual_seed(1)
+    with pytest.raises(ValueError, match="another image tokenizer"):
+        load_cache(tmp_path, SeedTokenizer(get_preset("tiny")))
+    mix = TaskMixture(cache, llm.builder, (1.0, 1.0, 1.0), seed=0)
+    a, b = mix.make(5, 12), mix.make(5, 12)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (seed, index)
+    starts = {int(row[row != IGNORE_INDEX][0]) for row in a["labels"]}
+    assert llm.vocab.img_start_id in starts and len(starts) >= 2  # draw targets and text targets

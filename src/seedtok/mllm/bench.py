@@ -42,7 +42,7 @@ def coco_scores(predictions: list[str], references: list[list[str]]) -> dict[str
     gts = tok.tokenize({i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     cider, _ = Cider().compute_score(gts, res)
-    return {"bleu1": bleu[0], "bleu4": bleu[3], "cider": cider}
+    return {"bleu1": float(bleu[0]), "bleu4": float(bleu[3]), "cider": float(cider)}
 
 
 def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:

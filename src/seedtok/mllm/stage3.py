@@ -89,7 +89,7 @@ def train_stage3(
     gguf_file: str | None = None, steps: int | None = None, seed: int = 0, resume: bool = False, progress: bool = False,
 ) -> tuple[SeedLLM, dict[str, Any]]:
     """Train and save the adapter to ``out_dir``; returns (model, report)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     llm = SeedLLM.from_base(base, cache.meta["codebook_size"], cache.meta["num_tokens"], preset.lora, gguf_file)
     load_s = time.perf_counter() - t0
@@ -104,7 +104,8 @@ def train_stage3(
     report = {
         "stage": 3, "preset": asdict(preset), "base": llm.base or "shipped stand-in (assets/standins/lm-tiny)",
         "train_images": len(cache), "image_tokenizer": cache.meta["tokenizer"], "load_seconds": round(load_s, 2),
-        "train_seconds": round(fit["wall_s"], 1), "threads": torch.get_num_threads(), **count_parameters(llm.model),
+        "train_seconds": round(fit["wall_s"], 1),
+        "cpu_seconds": round(time.process_time() - c0, 1), "load_avg_1min": os.getloadavg()[0], "threads": torch.get_num_threads(), **count_parameters(llm.model),
         "final_loss": mean_loss(fit["history"]), "resumed_at": fit["start_step"],
     }
     (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
