@@ -1,0 +1,227 @@
+"""The multimodal LLM (issue 6, paper sec. 3.3): ``seedtok train lm`` (stage 0c stand-in),
+``seedtok train llm`` (stage 3 LoRA), ``seedtok caption``, ``seedtok ask``, ``seedtok draw``,
+``seedtok llm merge`` and ``seedtok llm bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _train_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ``train`` subcommand group (created by the training commands when registered first)."""
+    parser = sub.choices.get("train") or sub.add_parser("train", help="training stages")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    group = parser.add_subparsers(dest="stage", metavar="STAGE")
+    group.required = True
+    return group
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    tsub = _train_group(sub)
+    p = tsub.add_parser("lm", help="stage 0c: pretrain the tiny stand-in LLM (OPT) on the data's text")
+    p.add_argument("--data", required=True, help="shapes-world directory (train + val text), or shards")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
+    p.add_argument("--save", help="where to write the model (default OUT/model; the shipped one is "
+                   "src/seedtok/assets/standins/lm-tiny)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    _run_args(p)
+    p.set_defaults(func=cmd_train_lm)
+
+    p = tsub.add_parser("llm", help="stage 3: LoRA-tune an LLM on SEED tokens (caption, draw, VQA)")
+    p.add_argument("--data", required=True, help="shapes-world directory (its train split), or shards/folder/JSONL")
+    p.add_argument("--out", required=True, help="run directory; the adapter is saved here")
+    p.add_argument("--preset", default="tiny", help="stage-3 preset: tiny (CPU) or full")
+    p.add_argument("--steps", type=int, help="override the preset's steps")
+    _model_args(p, decoder=False, llm=False)
+    p.add_argument("--base", help="base LLM directory (transformers layout; default: the shipped stand-in)")
+    p.add_argument("--gguf", help="GGUF file name inside --base (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
+    _run_args(p)
+    p.set_defaults(func=cmd_train_llm)
+
+    p = sub.add_parser("caption", help="caption images with a SEED LLM")
+    p.add_argument("images", nargs="+")
+    _model_args(p, decoder=False)
+    _gen_args(p)
+    p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("ask", help="answer a question about an image")
+    p.add_argument("image")
+    p.add_argument("question")
+    _model_args(p, decoder=False)
+    _gen_args(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("draw", help="text -> 32 image tokens (constrained) -> de-tokenizer -> PNG")
+    p.add_argument("text")
+    p.add_argument("--out", required=True, help="output PNG path")
+    _model_args(p, decoder=True)
+    _gen_args(p)
+    p.set_defaults(func=cmd_draw)
+
+    p = sub.add_parser("llm", help="SEED LLM tools: merge, bench")
+    lsub = p.add_subparsers(dest="llm_command", metavar="WHAT")
+    lsub.required = True
+    m = lsub.add_parser("merge", help="fold LoRA + token rows into the weights (deployment form)")
+    m.add_argument("--llm", required=True, help="adapter directory from `seedtok train llm`")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=cmd_merge)
+    b = lsub.add_parser("bench", help="tiny world: captioning, VQA, text-to-image on test + compositional (JSON)")
+    b.add_argument("--data", required=True, help="shapes-world directory")
+    _model_args(b, decoder=True)
+    b.add_argument("--limit", type=int, help="at most this many images per split")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--out", default="bench/llm.json")
+    b.add_argument("--threads", type=int)
+    b.set_defaults(func=cmd_bench)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
+
+
+def _model_args(p: argparse.ArgumentParser, decoder: bool, llm: bool = True) -> None:
+    if llm:
+        p.add_argument("--llm", required=True, help="SEED LLM directory (adapter or merged)")
+    p.add_argument("--tokenizer", help="SEED image tokenizer directory (default: random tiny preset, plumbing only)")
+    if decoder:
+        p.add_argument("--decoder", help="de-tokenizer (default: the shipped tiny-world stand-in)")
+
+
+def _gen_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _sampling(a: argparse.Namespace):
+    from seedtok.mllm.generate import Sampling
+
+    return Sampling(temperature=a.temperature, top_k=a.top_k, seed=a.seed)
+
+
+def _image_tokenizer(path: str | None):
+    from seedtok.api import load_tokenizer
+
+    if path is None:
+        print("seedtok: warning: no --tokenizer; using a random tiny tokenizer (plumbing only)", file=sys.stderr)
+    return load_tokenizer(path)
+
+
+def _split_source(data: str, split: str):
+    from seedtok.data.shapes import split_shards
+
+    return split_shards(data, split) if (Path(data) / "index.json").is_file() else data
+
+
+def cmd_train_lm(a: argparse.Namespace) -> int:
+    from seedtok.mllm.standin import pretrain_standin, save_standin, text_corpus
+
+    import time
+
+    _threads(a.threads)
+    t0 = time.perf_counter()
+    lines = text_corpus(_split_source(a.data, "train"))
+    val = text_corpus(_split_source(a.data, "val")) if (Path(a.data) / "index.json").is_file() else lines[-500:]
+    model, tokenizer, report = pretrain_standin(
+        lines, val, a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, resume=a.resume,
+        progress=not a.quiet,
+    )
+    import torch
+
+    index = Path(a.data) / "index.json"
+    dataset = {k: v for k, v in json.loads(index.read_text()).items() if k in ("format", "seed", "num", "image_size")} if index.is_file() else str(a.data)
+    report.update(command=" ".join(["seedtok", *sys.argv[1:]]), dataset=dataset, threads=torch.get_num_threads(),
+                  total_seconds=round(time.perf_counter() - t0, 1))
+    save = Path(a.save) if a.save else Path(a.out) / "model"
+    save_standin(model, tokenizer, save, report)
+    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+    return 0
+
+
+def cmd_train_llm(a: argparse.Namespace) -> int:
+    from seedtok.mllm.cache import build_id_cache, load_cache, tokenizer_fingerprint
+    from seedtok.mllm.stage3 import STAGE3_PRESETS, train_stage3
+
+    _threads(a.threads)
+    if a.preset not in STAGE3_PRESETS:
+        raise ValueError(f"unknown stage-3 preset {a.preset!r}; choose one of {sorted(STAGE3_PRESETS)}")
+    tok = _image_tokenizer(a.tokenizer)
+    cache_dir = Path(a.out) / f"ids-train-{tokenizer_fingerprint(tok)}"
+    if (cache_dir / "meta.json").is_file():
+        cache = load_cache(cache_dir, tok)
+    else:
+        cache = build_id_cache(_split_source(a.data, "train"), tok, cache_dir, progress=not a.quiet)
+    _, report = train_stage3(cache, a.out, STAGE3_PRESETS[a.preset], a.base, a.gguf, a.steps, a.seed, a.resume,
+                             progress=not a.quiet)
+    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+    return 0
+
+
+def cmd_caption(a: argparse.Namespace) -> int:
+    from seedtok.mllm.model import SeedLLM
+
+    llm = SeedLLM.load(a.llm)
+    for path, text in zip(a.images, llm.caption(a.images, _image_tokenizer(a.tokenizer), sampling=_sampling(a))):
+        print(f"{path}\t{text}")
+    return 0
+
+
+def cmd_ask(a: argparse.Namespace) -> int:
+    from seedtok.mllm.model import SeedLLM
+
+    llm = SeedLLM.load(a.llm)
+    print(llm.answer([a.image], [a.question], _image_tokenizer(a.tokenizer), sampling=_sampling(a))[0])
+    return 0
+
+
+def cmd_draw(a: argparse.Namespace) -> int:
+    from seedtok.decode import load_detokenizer
+    from seedtok.mllm.model import SeedLLM
+
+    llm = SeedLLM.load(a.llm)
+    detok = load_detokenizer(a.decoder, _image_tokenizer(a.tokenizer))
+    codes = llm.draw_codes([a.text], _sampling(a))
+    image = detok(ids=codes, seed=a.seed).images[0]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    image.save(a.out)
+    print(f"{a.out}\t{' '.join(map(str, codes[0].tolist()))}")
+    return 0
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    from seedtok.mllm.model import SeedLLM
+
+    SeedLLM.load(a.llm).merge().save(a.out)
+    print(f"merged {a.llm} -> {a.out}")
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from seedtok.bench import write_json
+    from seedtok.mllm.bench import bench_tiny_world
+
+    _threads(a.threads)
+    res = bench_tiny_world(a.data, a.llm, a.tokenizer, a.decoder, a.limit, a.batch_size, progress=not a.quiet)
+    write_json(res, a.out)
+    for split in ("test", "compositional"):
+        r = res.get(split, {})
+        print(f"{split}: caption exact {r.get('caption', {}).get('exact_scene_match')}, "
+              f"VQA {r.get('vqa', {}).get('accuracy')}, draw {r.get('draw', {}).get('color_shape')}")
+    print(f"-> {a.out}")
+    return 0

@@ -1,0 +1,153 @@
+"""Tiny-world benchmark of SEED-OPT (paper sec. 4.2-4.3 protocols on the shapes world): scored
+with the exact scene parser and caption parser instead of human/CLIP judges.
+
+- captioning: greedy caption of each image; exact scene match (parse_caption vs the true
+  scene), BLEU-4 and CIDEr (pycocoevalcap; references: every caption template of the scene);
+- VQA: exact answer, overall and per question type;
+- text-to-image: draw(caption) -> de-tokenizer -> parse_scene; per-object colour+shape accuracy
+  and exact scene match, next to the same decoder on the image's *true* codes (the ceiling
+  the tokenizer + decoder allow);
+on the test split and, separately, the compositional split (held-out colour-shape pairs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from seedtok.mllm.cache import IdCache, build_id_cache, load_cache, tokenizer_fingerprint
+from seedtok.mllm.model import SeedLLM
+
+log = logging.getLogger(__name__)
+
+
+def _batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def coco_scores(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+    """BLEU-1..4 and CIDEr with the COCO caption protocol (PTB tokenizer, needs Java)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tok = PTBTokenizer()
+    res = tok.tokenize({i: [{"caption": p}] for i, p in enumerate(predictions)})
+    gts = tok.tokenize({i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {"bleu1": bleu[0], "bleu4": bleu[3], "cider": cider}
+
+
+def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
+    from seedtok.data.shapes import CAPTION_TEMPLATES, Scene, caption, parse_caption, scene_match
+
+    t0 = time.perf_counter()
+    preds: list[str] = []
+    for sl in _batches(len(cache), batch_size):
+        preds += llm.caption_codes(cache.ids[sl])
+    scenes = [Scene.from_dict(r["scene"]) for r in cache.records]
+    exact = [scene_match(parse_caption(p), s) for p, s in zip(preds, scenes)]
+    refs = [sorted({caption(s, template=t) for t in range(len(CAPTION_TEMPLATES))}) for s in scenes]
+    out = {"n": len(preds), "exact_scene_match": sum(exact) / max(len(exact), 1), **coco_scores(preds, refs)}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["examples"] = [{"reference": r["caption"], "generated": p} for r, p in zip(cache.records[:5], preds[:5])]
+    return out
+
+
+def eval_vqa(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    items = [(i, qa) for i, r in enumerate(cache.records) for qa in r["vqa"]]
+    right: dict[str, list[bool]] = defaultdict(list)
+    for sl in _batches(len(items), batch_size):
+        chunk = items[sl]
+        codes = cache.ids[[i for i, _ in chunk]]
+        answers = llm.answer_codes(codes, [qa["question"] for _, qa in chunk])
+        for (_, qa), a in zip(chunk, answers):
+            right[qa["type"]].append(a.strip().lower() == qa["answer"].strip().lower())
+    every = [x for v in right.values() for x in v]
+    return {"n": len(every), "accuracy": sum(every) / max(len(every), 1),
+            "per_type": {t: {"n": len(v), "accuracy": sum(v) / len(v)} for t, v in sorted(right.items())},
+            "min_type_accuracy": min((sum(v) / len(v) for v in right.values()), default=0.0),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _score_images(images: list[Any], scenes: list[Any]) -> dict[str, float]:
+    from seedtok.data.shapes import object_accuracy, parse_scene
+
+    accs = [object_accuracy(parse_scene(img), s) for img, s in zip(images, scenes)]
+    n_obj = sum(a["n"] for a in accs)
+    return {"color_shape": sum(a["color_shape"] * a["n"] for a in accs) / max(n_obj, 1),
+            "object": sum(a["object"] * a["n"] for a in accs) / max(n_obj, 1),
+            "exact_scene_match": sum(a["exact"] for a in accs) / max(len(accs), 1)}
+
+
+def eval_draw(llm: SeedLLM, cache: IdCache, render: Callable[[torch.Tensor], list[Any]], batch_size: int) -> dict[str, Any]:
+    from seedtok.data.shapes import Scene
+
+    t0 = time.perf_counter()
+    scenes = [Scene.from_dict(r["scene"]) for r in cache.records]
+    drawn, truth, same = [], [], 0
+    for sl in _batches(len(cache), batch_size):
+        codes = llm.draw_codes([r["caption"] for r in cache.records[sl]])
+        same += int((codes == cache.ids[sl]).all(dim=1).sum())
+        drawn += render(codes)
+        truth += render(cache.ids[sl])
+    return {"n": len(drawn), **_score_images(drawn, scenes), "true_codes_ceiling": _score_images(truth, scenes),
+            "codes_equal_to_image_codes": same / max(len(drawn), 1), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _split_cache(data: str, split: str, tok: Any, cache_root: Path, limit: int | None) -> IdCache:
+    from seedtok.data.shapes import split_shards
+
+    path = cache_root / f"ids-{split}-{tokenizer_fingerprint(tok)}"
+    cache = load_cache(path, tok) if (path / "meta.json").is_file() else build_id_cache(split_shards(data, split), tok, path)
+    if limit is not None:
+        cache = IdCache(cache.ids[:limit], cache.records[:limit], cache.meta)
+    return cache
+
+
+def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder: str | None, limit: int | None = None,
+                     batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
+    """Every figure of the module docstring, for the test and compositional splits."""
+    from seedtok.api import load_tokenizer
+    from seedtok.bench import machine_info
+
+    tok = load_tokenizer(tokenizer_dir)
+    llm = SeedLLM.load(llm_dir)
+    render = _renderer(decoder, tok)
+    result: dict[str, Any] = {"benchmark": "llm-tiny-world", "llm": str(llm_dir), "tokenizer": tokenizer_dir,
+                              "decoder": decoder or "shipped stand-in", "limit": limit, "machine": machine_info()}
+    for split in ("test", "compositional"):
+        cache = _split_cache(data, split, tok, Path(llm_dir), limit)
+        result[split] = {"caption": eval_captions(llm, cache, batch_size), "vqa": eval_vqa(llm, cache, batch_size)}
+        if render is not None:
+            result[split]["draw"] = eval_draw(llm, cache, render, batch_size)
+        log.info("%s: %s", split, {k: v for k, v in result[split].items()})
+    report = Path(llm_dir) / "train_report.json"
+    if report.is_file():
+        import json
+
+        r = json.loads(report.read_text())
+        result["stage3_train_seconds"] = r.get("train_seconds")
+        result["stage3_steps"] = r.get("preset", {}).get("steps")
+    return result
+
+
+def _renderer(decoder: str | None, tok: Any) -> Callable[[torch.Tensor], list[Any]] | None:
+    """The de-tokenizer as codes -> PIL images, or None (with a warning) when none loads."""
+    try:
+        from seedtok.decode import load_detokenizer
+
+        detok = load_detokenizer(decoder, tok)
+    except (ImportError, OSError, ValueError) as exc:
+        log.warning("no de-tokenizer (%s): text-to-image is not scored", exc)
+        return None
+    detok.set_progress_bar_config(disable=True)
+    return lambda codes: detok(ids=codes).images
