@@ -39,8 +39,8 @@ class RequestError(ValueError):
 class Limits:
     """Per-request limits. ``max_pixels`` is checked from the header, before decoding."""
 
-    max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 16 * 1024 * 1024
+    max_bytes: int = 10_000_000
+    max_pixels: int = 16_000_000
     timeout_s: float = 120.0
     max_text_chars: int = 300
     max_steps: int = 100
