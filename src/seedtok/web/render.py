@@ -68,8 +68,8 @@ def usage_summary(ids: Sequence[int], codebook_size: int) -> str:
 
 
 def usage_map(ids: Sequence[int], codebook_size: int, cell: int = 6) -> Image.Image:
-    """The codebook as a square grid, one cell per code: grey unused, coloured used (darker
-    with more uses). Makes "which slice of the codebook does this image use" visible."""
+    """The codebook as a square grid, one cell per code: grey unused, red used (darker with
+    more uses). Makes "which slice of the codebook does this image use" visible."""
     side = max(1, int(-(-codebook_size**0.5 // 1)))
     img = Image.new("RGB", (side * cell, side * cell), (235, 235, 235))
     counts: dict[int, int] = {}
@@ -79,7 +79,7 @@ def usage_map(ids: Sequence[int], codebook_size: int, cell: int = 6) -> Image.Im
     for code in range(codebook_size):
         y, x = divmod(code, side)
         n = counts.get(code, 0)
-        colour = (200, 200, 200) if n == 0 else (max(30, 220 - 60 * n), 60, 40)
+        colour = (205, 205, 205) if n == 0 else (max(120, 250 - 20 * (n - 1)), 30, 30)
         for dy in range(cell - 1):
             for dx in range(cell - 1):
                 px[x * cell + dx, y * cell + dy] = colour
