@@ -45,7 +45,7 @@ $(NODE_STAMP): $(WEB_TEST)/package.json $(WEB_TEST)/package-lock.json
 
 test-web: $(WEB_STAMP) $(NODE_STAMP)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 	PYTHON="$(abspath $(VPY))" CHROMIUM="$$(command -v chromium)" node $(WEB_TEST)/e2e.mjs
 
 demo: $(STAMP)
