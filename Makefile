@@ -1,13 +1,14 @@
 # seedtok: two commands do everything on a fresh machine.
 #   make test   create .venv, install, run the test suite
 #   make demo   create .venv, install, run the main job and write its report
+#   make test-web  browser test of `seedtok serve` (installs chromium, playwright-core, the web extra)
 PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: test test-slow demo install clean fuzz fuzz-atheris
+.PHONY: test test-slow test-web demo install clean fuzz fuzz-atheris
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -26,6 +27,26 @@ test: $(STAMP)
 # Heavier tests (marked `slow`): SIGKILL crash-safety of training, ... CI runs them too.
 test-slow: $(STAMP)
 	$(VPY) -m pytest -q -m slow
+
+# Browser test of the web demo (issue 10): Debian's chromium (apt, when missing), playwright-core
+# from npm (no browser download), the `web` extra in .venv (Gradio; it pins Pillow < 13). Starts
+# `seedtok serve` on 127.0.0.1, drives it headless, stops it; screenshots in tests/web/artifacts/.
+WEB_TEST   := tests/web
+WEB_STAMP  := $(VENV)/.installed-web
+NODE_STAMP := $(WEB_TEST)/node_modules/.package-lock.json
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(WEB_STAMP): $(STAMP) pyproject.toml
+	$(VPY) -m pip install -q -e '.[dev,web]'
+	touch $(WEB_STAMP)
+
+$(NODE_STAMP): $(WEB_TEST)/package.json $(WEB_TEST)/package-lock.json
+	cd $(WEB_TEST) && npm ci --no-audit --no-fund
+
+test-web: $(WEB_STAMP) $(NODE_STAMP)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
+	PYTHON="$(abspath $(VPY))" CHROMIUM="$$(command -v chromium)" node $(WEB_TEST)/e2e.mjs
 
 demo: $(STAMP)
 	$(VENV)/bin/seedtok demo --out demo
