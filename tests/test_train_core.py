@@ -189,3 +189,22 @@ def test_shipped_standin_encoder_loads_strictly_with_provenance():
     assert {"command", "steps", "wall_s", "val_retrieval", "data"} <= set(provenance)
     total = sum(p.stat().st_size for p in TINY_ENCODER.parent.iterdir())
     assert total <= 20 * 1024 * 1024
+
+
+def test_grad_checkpointing_switch_reaches_vit_qformers_and_hf_llms():
+    import warnings
+
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from seedtok.config import get_preset
+    from seedtok.models import SeedTokenizer
+    from seedtok.train.core import enable_grad_checkpointing
+
+    tok = SeedTokenizer(get_preset("tiny"))
+    assert enable_grad_checkpointing(tok) == 3
+    assert tok.vision.grad_checkpointing and tok.qformer.grad_checkpointing and tok.reverse_qformer.grad_checkpointing
+    lm = OPTForCausalLM(OPTConfig(hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
+                                  vocab_size=50, max_position_embeddings=32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        assert enable_grad_checkpointing(lm) == 1 and lm.is_gradient_checkpointing

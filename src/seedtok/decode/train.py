@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seedtok.fileio import atomic_write_json
 from seedtok.decode.pipeline import DecodeDefaults
 from seedtok.decode.standin import (
     KINDS,
@@ -138,7 +139,7 @@ def _wall_total(out: Path, session_s: float, resumed: bool) -> float:
     path = out / "wall_time.json"
     before = json.loads(path.read_text())["total_s"] if resumed and path.is_file() else 0.0
     total = before + session_s
-    path.write_text(json.dumps({"total_s": total}))
+    atomic_write_json(path, {"total_s": total})
     return total
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from seedtok.fileio import atomic_write_bytes, atomic_write_json
 from safetensors.torch import load_file, save_file
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ def save_cache(cache: IdCache, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({"ids": cache.ids.contiguous()}, str(out / "ids.safetensors"))
-    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cache.records))
-    (out / "meta.json").write_text(json.dumps(cache.meta, indent=2) + "\n")
+    atomic_write_bytes(out / "records.jsonl", "".join(json.dumps(r) + "\n" for r in cache.records).encode())
+    atomic_write_json(out / "meta.json", cache.meta)  # written last: marks the cache complete
     return out
 
 

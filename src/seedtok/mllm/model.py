@@ -27,6 +27,7 @@ from seedtok.mllm.lora import LoraSettings, apply_lora, merge_lora
 from seedtok.mllm.sequences import SequenceBuilder
 from seedtok.mllm.standin import load_causal_lm
 from seedtok.mllm.vocab import ImageVocab, check_tokenizer, extend_vocabulary
+from seedtok.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 META = "seed_llm.json"
@@ -111,7 +112,7 @@ class SeedLLM:
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         meta = {"vocab": json.loads(self.vocab.to_json()), "base": self.base, "lora": asdict(self.lora), "merged": self.merged}
-        (out / META).write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_json(out / META, meta)
         return out
 
     @classmethod

@@ -26,6 +26,7 @@ from seedtok.mllm.model import SeedLLM
 from seedtok.mllm.sequences import Example, SequenceBuilder, collate
 from seedtok.mllm.train import mean_loss, train_lm
 from seedtok.train.core import TrainArgs
+from seedtok.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -108,5 +109,5 @@ def train_stage3(
         "cpu_seconds": round(time.process_time() - c0, 1), "load_avg_1min": os.getloadavg()[0], "threads": torch.get_num_threads(), **count_parameters(llm.model),
         "final_loss": mean_loss(fit["history"]), "resumed_at": fit["start_step"],
     }
-    (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(Path(out_dir) / "train_report.json", report)
     return llm, report

@@ -23,6 +23,7 @@ import torch
 from seedtok.mllm.sequences import IGNORE_INDEX, Example, collate
 from seedtok.mllm.train import mean_loss, train_lm
 from seedtok.train.core import TrainArgs
+from seedtok.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def save_standin(model: Any, tokenizer: Any, directory: str | os.PathLike, prove
     model.to(torch.float16).save_pretrained(out)
     model.to(torch.float32)
     tokenizer.save_pretrained(out)
-    (out / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(out / "provenance.json", provenance)
     return out
 
 

@@ -25,6 +25,7 @@ from seedtok.train.data import load_image_text
 from seedtok.train.evaluate import tokenizer_retrieval
 from seedtok.train.pretrained import load_tokenizer
 from seedtok.train.runs import TINY_ENCODER, load_reconstruction, run_stage1, run_stage2
+from seedtok.fileio import atomic_write_json
 
 
 def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
@@ -70,5 +71,5 @@ def bench_train(
                     "python": platform.python_version(), "torch": torch.__version__},
         **results,
     }
-    (out_dir / "bench_train.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+    atomic_write_json(out_dir / "bench_train.json", report)
     return report

@@ -45,14 +45,6 @@ def checkpoint_root(out: str | os.PathLike) -> Path:
     return Path(out) / "checkpoints"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     out: str | os.PathLike,
     step: int,
@@ -82,7 +74,7 @@ def save_checkpoint(
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _atomic_write_text(root / LATEST, name)
+    atomic_write_bytes(root / LATEST, name.encode())
     _prune(root, keep, name)
     return final
 

@@ -50,10 +50,12 @@ class TrainArgs:
     resume: bool = False
     progress: bool = True
     cpu: bool = True
+    grad_checkpointing: bool = False
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # Fields that may differ between an interrupted run and its resumption.
-    RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_checkpoints", "resume", "progress")
+    RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_checkpoints", "resume", "progress",
+                         "grad_checkpointing")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,6 +63,21 @@ class TrainArgs:
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run that wrote the checkpoint."""
         return {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES and k != "out"}
+
+
+def enable_grad_checkpointing(module: nn.Module) -> int:
+    """Switch on gradient checkpointing in every part that supports it: seedtok's ViT and
+    Q-Formers (``set_grad_checkpointing``) and Hugging Face LLMs (``gradient_checkpointing_enable``).
+    Returns how many parts were switched."""
+    n = 0
+    for m in module.modules():
+        if hasattr(m, "set_grad_checkpointing"):
+            m.set_grad_checkpointing(True)
+            n += 1
+        elif getattr(m, "supports_gradient_checkpointing", False) and not getattr(m, "is_gradient_checkpointing", True):
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # whole HF model
+            n += 1
+    return n
 
 
 def seed_everything(seed: int) -> None:

@@ -28,10 +28,12 @@ from seedtok.train.core import (
     TrainingInterrupted,
     build_optimizer,
     build_scheduler,
+    enable_grad_checkpointing,
     seed_everything,
     trainable_parameters,
 )
 from seedtok.train.data import TensorBatches
+from seedtok.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +89,10 @@ class MetricsWriter:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
-            path.write_text("")
+            atomic_write_bytes(path, b"")
         elif path.is_file():
             kept = [l for l in path.read_text().splitlines() if l and _keep(l, resume_step)]
-            path.write_text("".join(l + "\n" for l in kept))
+            atomic_write_bytes(path, "".join(l + "\n" for l in kept).encode())
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
@@ -116,6 +118,8 @@ def fit(
     """Train ``module`` for ``args.steps`` optimizer steps; returns a summary dict."""
     acc = accelerator or make_accelerator(args)
     seed_everything(args.seed)
+    if args.grad_checkpointing:
+        log.info("gradient checkpointing on in %d part(s)", enable_grad_checkpointing(module))
     optimizer = build_optimizer(module, args.lr, args.weight_decay)
     scheduler = build_scheduler(optimizer, args.warmup, args.steps, args.min_lr_ratio)
     model, optimizer = acc.prepare(module, optimizer)
