@@ -287,8 +287,12 @@ PRESETS: dict[str, TokenizerConfig] = {
     # The tiny preset with the Causal Q-Former's text branch (bert-base-uncased WordPiece
     # vocabulary, read from the MiniLM package), for stage-1 training and retrieval, as
     # ``seed1-stage1`` is to ``seed1``.
+    # Its codebook is the improved one (L2-normalised codes, cosine lookup, dead-code
+    # re-initialisation in stage 2): in the tiny world the reference quantizer collapses to a
+    # few dozen codes (docs/training.md). ``seed1`` keeps the reference quantizer.
     "tiny-stage1": _TINY.replace(
-        qformer=dataclasses.replace(_TINY.qformer, vocab_size=BERT_VOCAB, max_text_len=64)
+        qformer=dataclasses.replace(_TINY.qformer, vocab_size=BERT_VOCAB, max_text_len=64),
+        codebook=dataclasses.replace(_TINY.codebook, kind="cosine"),
     ),
 }
 

@@ -14,7 +14,7 @@ from seedtok.config import PRESETS
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
     "stage1": dict(steps=150, batch_size=128, lr=2e-3, warmup=10, weight_decay=0.05),
-    "stage2": dict(steps=100, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
+    "stage2": dict(steps=200, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
 
 
@@ -34,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2 = tsub.add_parser("stage2", help="stage 2: codebook + de-tokenizer targets (Q-Former frozen)")
     _common(s2, "stage2")
     s2.add_argument("--init", required=True, help="stage-1 model directory")
-    s2.add_argument("--codebook", choices=["reference", "cosine"], help="quantizer kind (default: the model's)")
+    s2.add_argument("--codebook", choices=["reference", "cosine"], help="quantizer kind (default: the model's; cosine for tiny-stage1)")
     s2.add_argument("--reinit", choices=["on", "off"], help="dead-code re-init (default: on for cosine)")
     s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
     s2.set_defaults(func=cmd_stage2)
