@@ -165,7 +165,7 @@ def train_decoder(
         "command": command or " ".join(sys.argv), "kind": kind, "seed": args.seed, "steps": args.steps,
         "batch_size": args.batch_size, "lr": args.lr, "cond_dropout": cond_dropout if kind == "diffusion" else None,
         "params": sum(p.numel() for p in model.parameters()), "train_samples": len(train),
-        "data": {"source": str(data), "split": "train"}, "wall_s_total": round(wall, 1),
+        "data": _data_info(data), "wall_s_total": round(wall, 1),
         "device": _device(args), "final_loss": summary["last"].get("loss"), "stored_dtype": str(ship_dtype),
     }  # fmt: skip
     target = out / "decoder"
@@ -177,6 +177,17 @@ def train_decoder(
         provenance["metrics"] = {"sd_upper_bound": upper_bound(load_standin(target), data, cache_dir, eval_samples)}
         write_provenance(target, provenance)
     return provenance
+
+
+def _data_info(data: str) -> dict[str, Any]:
+    """Where the training pairs came from; for a shapes-world directory, how to remake it."""
+    info: dict[str, Any] = {"source": str(data), "split": "train"}
+    index = Path(data) / "index.json"
+    if index.is_file():
+        idx = json.loads(index.read_text())
+        info.update(seed=idx.get("seed"), num=idx.get("num"),
+                    made_by=f"seedtok data shapes --out DIR --num {idx.get('num')} --seed {idx.get('seed')}")
+    return info
 
 
 def _device(args) -> dict[str, Any]:
