@@ -140,3 +140,16 @@ def test_shipped_standin_if_present():
     prov = json.loads((STANDIN_DIR / "provenance.json").read_text())
     for key in ("command", "seed", "steps", "wall_s_total", "device", "metrics"):
         assert key in prov
+
+
+def test_condition_augmentation_only_in_training():
+    torch.manual_seed(0)
+    s = states(4)
+    obj = ReconstructionObjective(OneStepGenerator(SMALL), mean_state=torch.zeros(32, 384), shrink=1.0, noise=0.0)
+    aug = obj.augment(s)
+    ratio = (aug / s).flatten(1)  # shrink toward a zero mean: each sample scaled by 1 - a, a in [0, 1)
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-5)
+    assert bool(((ratio[:, 0] > 0) & (ratio[:, 0] <= 1)).all())
+    batch = {"pixels": torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8), "states": s.half()}
+    obj.eval()
+    assert torch.equal(obj(batch)["loss"], obj(batch)["loss"])

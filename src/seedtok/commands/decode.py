@@ -86,10 +86,15 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _load(args: argparse.Namespace):
     from seedtok.api import load_tokenizer
-    from seedtok.decode.tools import decoder_for
+    from seedtok.checkpoint import load_config
+    from seedtok.config import get_preset
+    from seedtok.decode import load_detokenizer
+    from seedtok.decode.tools import resolve_decoder
 
+    config = load_config(args.model) if args.model else get_preset(args.preset)
+    path = resolve_decoder(config, args.decoder, args.model)
     tokenizer = load_tokenizer(args.model, args.preset)
-    detok = decoder_for(tokenizer, args.decoder, args.model, args.sd_config)
+    detok = load_detokenizer(path, tokenizer, args.sd_config)
     detok.set_progress_bar_config(disable=getattr(args, "quiet", False))
     return tokenizer, detok
 

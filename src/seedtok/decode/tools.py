@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seedtok.decode import DECODER_CONFIG, STANDIN_DIR, DecoderLoadError, SeedDetokenizer, load_detokenizer
+from seedtok.decode import DECODER_CONFIG, STANDIN_DIR, DecoderLoadError, SeedDetokenizer
 from seedtok.image import load_image, normalize
 
 log = logging.getLogger(__name__)
@@ -66,21 +66,23 @@ def output_names(names: Sequence[str | None]) -> list[str]:
     return [f"{i:04d}-{Path(n).stem}.png" if n else f"{i:04d}.png" for i, n in enumerate(names)]
 
 
-def decoder_for(tokenizer: nn.Module, decoder: str | None, model_dir: str | None, sd_config: str | None = None) -> SeedDetokenizer:
-    """The decoder given, else ``MODEL_DIR/decoder``, else the shipped tiny stand-in when the
-    tokenizer's generation embeddings have its shape; SEED-1 needs an explicit SD path."""
+def resolve_decoder(config: Any, decoder: str | None, model_dir: str | None) -> str | None:
+    """The decoder path to load for a tokenizer ``config`` (``None``: the shipped stand-in):
+    the one given, else ``MODEL_DIR/decoder``, else the shipped tiny stand-in when the
+    generation embeddings have its width. SEED-1 (768-d) needs an explicit SD path. Checked
+    before any weights are built, so a wrong call fails fast."""
     if decoder is not None:
-        return load_detokenizer(decoder, tokenizer, sd_config)
+        return decoder
     if model_dir is not None and (Path(model_dir) / "decoder" / DECODER_CONFIG).is_file():
-        return load_detokenizer(Path(model_dir) / "decoder", tokenizer)
-    if tokenizer.config.generation_dim == 768:
+        return str(Path(model_dir) / "decoder")
+    if config.generation_dim == 768:
         raise DecoderLoadError(
             "a SEED-1 tokenizer decodes through Stable Diffusion 1.x: pass --decoder DIR (diffusers layout) "
             "or --decoder FILE.ckpt --sd-config DIR"
         )
     if not (STANDIN_DIR / DECODER_CONFIG).is_file():
         raise DecoderLoadError(f"no --decoder given and no shipped stand-in at {STANDIN_DIR}")
-    return load_detokenizer(None, tokenizer)
+    return None
 
 
 @torch.no_grad()

@@ -50,15 +50,36 @@ SAMPLING = {
 
 
 class ReconstructionObjective(nn.Module):
-    """One-step generator loss: MSE between the generated and the true image, in [-1, 1]."""
+    """One-step generator loss: MSE between the generated and the true image, in [-1, 1].
 
-    def __init__(self, generator: OneStepGenerator) -> None:
+    Condition augmentation (training only): each sample's states are pulled toward the
+    dataset-mean state by a ~ U(0, ``shrink``) and get Gaussian noise of std ~ U(0, ``noise``).
+    SEED's generation embeddings are *regressions* of the text states, which shrink toward
+    the mean; without this the generator fails on them (see docs/decode.md)."""
+
+    def __init__(self, generator: OneStepGenerator, mean_state: torch.Tensor | None = None,
+                 shrink: float = 0.0, noise: float = 0.0) -> None:
         super().__init__()
         self.generator = generator
+        self.shrink, self.noise = shrink, noise
+        if mean_state is not None:
+            self.register_buffer("mean_state", mean_state.float().reshape(1, *mean_state.shape[-2:]), persistent=False)
+
+    def augment(self, states: torch.Tensor) -> torch.Tensor:
+        b = states.shape[0]
+        if self.shrink > 0:
+            a = torch.rand(b, 1, 1, device=states.device) * self.shrink
+            states = (1 - a) * states + a * self.mean_state
+        if self.noise > 0:
+            states = states + torch.rand(b, 1, 1, device=states.device) * self.noise * torch.randn_like(states)
+        return states
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         target = batch["pixels"].float() / 127.5 - 1.0  # uint8 (B, 3, S, S) -> [-1, 1]
-        mse = F.mse_loss(self.generator(batch["states"].float()), target)
+        states = batch["states"].float()
+        if self.training:
+            states = self.augment(states)
+        mse = F.mse_loss(self.generator(states), target)
         return {"loss": mse, "mse": mse.detach()}
 
 
@@ -146,18 +167,24 @@ def _wall_total(out: Path, session_s: float, resumed: bool) -> float:
 def train_decoder(
     kind: str, data: str, args, cache_dir: str | None = None, limit: int | None = None, cond_dropout: float = 0.1,
     width: int | None = None, eval_samples: int = 500, ship_dtype: torch.dtype = torch.float16, command: str | None = None,
+    init: str | None = None, shrink: float = 0.0, noise: float = 0.0,
 ) -> dict[str, Any]:
-    """Train a stand-in; write ``OUT/decoder`` (weights stored as ``ship_dtype``) and evaluate the
-    SD upper bound of the *stored* weights on ``eval_samples`` test scenes."""
+    """Train a stand-in (from scratch, or from the stand-in directory ``init``); write
+    ``OUT/decoder`` (weights stored as ``ship_dtype``) and evaluate the SD upper bound of the
+    *stored* weights on ``eval_samples`` test scenes."""
     from seedtok.train.data import TensorBatches
     from seedtok.train.loop import fit
 
     tensors, train = decoder_data(data, "train", cache_dir, limit, args.progress)
     uncond = empty_states(data, cache_dir)
     torch.manual_seed(args.seed)
-    model = build_model(kind, width)
-    objective = ReconstructionObjective(model) if kind == "onestep" else NoisePredictionObjective(model, uncond, cond_dropout)
-    info = {"stage": f"decoder-{kind}", "kind": kind, "width": width, "cond_dropout": cond_dropout, "limit": limit}
+    model = build_model(kind, width) if init is None else _from_standin(init, kind)
+    if kind == "onestep":
+        objective = ReconstructionObjective(model, tensors["states"].float().mean(0), shrink, noise)
+    else:
+        objective = NoisePredictionObjective(model, uncond, cond_dropout)
+    info = {"stage": f"decoder-{kind}", "kind": kind, "width": width, "cond_dropout": cond_dropout, "limit": limit,
+            "init": init, "cond_shrink": shrink, "cond_noise": noise}  # fmt: skip
     summary = fit(objective, TensorBatches(tensors, args.seed), args, info)
     out = Path(args.out)
     wall = _wall_total(out, summary["wall_s"], args.resume)
@@ -165,8 +192,9 @@ def train_decoder(
         "what": f"tiny-world text-to-image stand-in for SD-1.x ({kind}), conditioned on MiniLM-L6 caption states",
         "command": command or " ".join(sys.argv), "kind": kind, "seed": args.seed, "steps": args.steps,
         "batch_size": args.batch_size, "lr": args.lr, "cond_dropout": cond_dropout if kind == "diffusion" else None,
+        "init": init, "cond_shrink": shrink, "cond_noise": noise,
         "params": sum(p.numel() for p in model.parameters()), "train_samples": len(train),
-        "data": {"source": str(data), "split": "train"}, "wall_s_total": round(wall, 1),
+        "data": _data_info(data), "wall_s_total": round(wall, 1),
         "device": _device(args), "final_loss": summary["last"].get("loss"), "stored_dtype": str(ship_dtype),
     }  # fmt: skip
     target = out / "decoder"
@@ -178,6 +206,27 @@ def train_decoder(
         provenance["metrics"] = {"sd_upper_bound": upper_bound(load_standin(target), data, cache_dir, eval_samples)}
         write_provenance(target, provenance)
     return provenance
+
+
+def _from_standin(init: str, kind: str) -> nn.Module:
+    """Continue from a stand-in directory's weights (fine-tuning; its provenance is recorded)."""
+    from seedtok.decode.standin import load_standin_model
+
+    model, _, meta = load_standin_model(init)
+    if meta["kind"] != kind:
+        raise ValueError(f"--init {init} is a {meta['kind']} stand-in, not {kind}")
+    return model.train()
+
+
+def _data_info(data: str) -> dict[str, Any]:
+    """Where the training pairs came from; for a shapes-world directory, how to remake it."""
+    info: dict[str, Any] = {"source": str(data), "split": "train"}
+    index = Path(data) / "index.json"
+    if index.is_file():
+        idx = json.loads(index.read_text())
+        info.update(seed=idx.get("seed"), num=idx.get("num"),
+                    made_by=f"seedtok data shapes --out DIR --num {idx.get('num')} --seed {idx.get('seed')}")
+    return info
 
 
 def _device(args) -> dict[str, Any]:
@@ -197,6 +246,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=kind_type, help="default: per kind, see DEFAULTS")
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: P(condition -> empty string)")
+    p.add_argument("--cond-shrink", type=float, default=0.0, help="onestep: pull states toward the mean by U(0, x)")
+    p.add_argument("--cond-noise", type=float, default=0.0, help="onestep: add state noise of std U(0, x)")
+    p.add_argument("--init", help="start from this stand-in directory (fine-tune)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--log-every", type=int, default=20)
@@ -222,6 +274,7 @@ def run_from_args(a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     dtype = torch.float32 if a.store_fp32 else torch.float16
     result = train_decoder(a.kind, a.data, args, a.cache_dir, a.limit, a.cond_dropout, d["width"], a.eval_samples, dtype,
-                           command="seedtok " + " ".join(sys.argv[1:]))  # fmt: skip
+                           command="seedtok " + " ".join(sys.argv[1:]), init=a.init, shrink=a.cond_shrink,
+                           noise=a.cond_noise)  # fmt: skip
     log.info("train decoder: %.1f s", time.perf_counter() - t0)
     return result
