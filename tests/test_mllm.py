@@ -208,3 +208,17 @@ def test_id_cache_and_task_mixture(llm, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (seed, index)
     starts = {int(row[row != IGNORE_INDEX][0]) for row in a["labels"]}
     assert llm.vocab.img_start_id in starts and len(starts) >= 2  # draw targets and text targets
+
+
+def test_tampered_adapter_is_refused(llm, tmp_path):
+    import json as _json
+
+    llm.save(tmp_path / "adapter")
+    meta = _json.loads((tmp_path / "adapter" / "seed_llm.json").read_text())
+    assert meta["sha256"]  # every weights file of the directory is checksummed
+    weights = tmp_path / "adapter" / next(iter(meta["sha256"]))
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256 does not match"):
+        SeedLLM.load(tmp_path / "adapter")

@@ -91,3 +91,18 @@ def load_tree(directory: str | os.PathLike, name: str) -> Any:
     directory = Path(directory)
     tensors = load_file(str(directory / f"{name}.safetensors"))
     return _unflatten(json.loads((directory / f"{name}.json").read_text()), tensors)
+
+
+def checksum_files(directory: str | os.PathLike, pattern: str = "*.safetensors") -> dict[str, str]:
+    """sha256 of every file matching ``pattern`` in ``directory`` (name -> hex digest)."""
+    return {p.name: sha256_file(p) for p in sorted(Path(directory).glob(pattern)) if p.is_file()}
+
+
+def verify_checksums(directory: str | os.PathLike, sums: dict[str, str]) -> None:
+    """Raise ``ValueError`` naming the first file that is missing or differs from its sha256."""
+    for name, digest in sums.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            raise ValueError(f"{path}: missing (listed in the checkpoint's checksums)")
+        if sha256_file(path) != digest:
+            raise ValueError(f"{path}: sha256 does not match the recorded checksum (file corrupt or modified)")

@@ -42,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _model_args(p, decoder=False, llm=False)
     p.add_argument("--base", help="base LLM directory (transformers layout; default: the shipped stand-in)")
     p.add_argument("--gguf", help="GGUF file name inside --base (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
+    p.add_argument("--grad-checkpointing", action="store_true", help="recompute the LLM's activations in backward (less memory)")
     _run_args(p)
     p.set_defaults(func=cmd_train_llm)
 
@@ -168,7 +169,7 @@ def cmd_train_llm(a: argparse.Namespace) -> int:
     else:
         cache = build_id_cache(_split_source(a.data, "train"), tok, cache_dir, progress=not a.quiet)
     _, report = train_stage3(cache, a.out, STAGE3_PRESETS[a.preset], a.base, a.gguf, a.steps, a.seed, a.resume,
-                             progress=not a.quiet)
+                             progress=not a.quiet, grad_checkpointing=a.grad_checkpointing)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
     return 0
 

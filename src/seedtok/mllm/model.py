@@ -27,7 +27,7 @@ from seedtok.mllm.lora import LoraSettings, apply_lora, merge_lora
 from seedtok.mllm.sequences import SequenceBuilder
 from seedtok.mllm.standin import load_causal_lm
 from seedtok.mllm.vocab import ImageVocab, check_tokenizer, extend_vocabulary
-from seedtok.fileio import atomic_write_json
+from seedtok.fileio import atomic_write_json, checksum_files, verify_checksums
 
 log = logging.getLogger(__name__)
 META = "seed_llm.json"
@@ -111,7 +111,8 @@ class SeedLLM:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        meta = {"vocab": json.loads(self.vocab.to_json()), "base": self.base, "lora": asdict(self.lora), "merged": self.merged}
+        meta = {"vocab": json.loads(self.vocab.to_json()), "base": self.base, "lora": asdict(self.lora), "merged": self.merged,
+                "sha256": checksum_files(out)}  # verified on load: a truncated/tampered file is refused
         atomic_write_json(out / META, meta)
         return out
 
@@ -125,6 +126,7 @@ class SeedLLM:
         if not (path / META).is_file():
             raise FileNotFoundError(f"{path}: no {META}; not a SEED-LLM directory")
         meta = json.loads((path / META).read_text())
+        verify_checksums(path, meta.get("sha256", {}))
         vocab = ImageVocab.from_dict(meta["vocab"])
         lora = LoraSettings(**{**meta["lora"], "target_modules": tuple(meta["lora"]["target_modules"])})
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -88,6 +88,7 @@ class TaskMixture:
 def train_stage3(
     cache: IdCache, out_dir: str | os.PathLike, preset: Stage3Preset, base: str | os.PathLike | None = None,
     gguf_file: str | None = None, steps: int | None = None, seed: int = 0, resume: bool = False, progress: bool = False,
+    grad_checkpointing: bool = False,
 ) -> tuple[SeedLLM, dict[str, Any]]:
     """Train and save the adapter to ``out_dir``; returns (model, report)."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -97,6 +98,7 @@ def train_stage3(
     mixture = TaskMixture(cache, llm.builder, preset.task_weights, seed)
     args = TrainArgs(out=str(out_dir), steps=steps or preset.steps, batch_size=preset.batch_size, lr=preset.lr,
                      weight_decay=0.0, warmup=preset.warmup, min_lr_ratio=0.1, seed=seed, resume=resume,
+                     grad_checkpointing=grad_checkpointing,
                      progress=progress, log_every=25, ckpt_every=100,
                      extra={"lora": asdict(preset.lora), "tasks": list(preset.task_weights), "base": str(base),
                             "image_tokenizer": cache.meta["tokenizer"]})
