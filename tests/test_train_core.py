@@ -208,3 +208,25 @@ def test_grad_checkpointing_switch_reaches_vit_qformers_and_hf_llms():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         assert enable_grad_checkpointing(lm) == 1 and lm.is_gradient_checkpointing
+
+
+def test_frozen_features_disk_cache(tmp_path, caplog):
+    import logging
+
+    from seedtok.config import get_preset
+    from seedtok.models import SeedTokenizer
+    from seedtok.train.data import frozen_features
+
+    torch.manual_seed(0)
+    tok = SeedTokenizer(get_preset("tiny")).eval()
+    x = torch.randn(5, 3, 64, 64)
+    with torch.no_grad():
+        first = frozen_features(tok.vision, tok.vision, x, str(tmp_path), "vit")
+        assert len(list(tmp_path.glob("vit-*.safetensors"))) == 1
+        with caplog.at_level(logging.INFO, logger="seedtok.train.data"):
+            again = frozen_features(tok.vision, tok.vision, x, str(tmp_path), "vit")
+        assert "from cache" in caplog.text and torch.equal(first, again)
+        torch.nn.init.zeros_(tok.vision.cls_token)  # other weights -> another cache entry
+        frozen_features(tok.vision, tok.vision, x, str(tmp_path), "vit")
+        assert len(list(tmp_path.glob("vit-*.safetensors"))) == 2
+        assert torch.equal(frozen_features(tok.vision, tok.vision, x, None, "vit"), tok.vision(x))

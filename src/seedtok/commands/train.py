@@ -72,6 +72,7 @@ def _common(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("--cache-dir", help="text-state cache (default: DATA/.seedtok-cache)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--gpu", action="store_true", help="use the accelerator's device instead of CPU")
+    p.add_argument("--feature-cache", help="folder to cache the frozen parts' outputs (ViT / causal embeddings) across runs")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="recompute activations of the trained transformer blocks in backward (less memory)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
@@ -89,7 +90,8 @@ def _train_args(a: argparse.Namespace) -> "TrainArgs":
                      weight_decay=a.weight_decay, grad_clip=a.grad_clip, grad_accum=a.grad_accum, seed=a.seed,
                      log_every=a.log_every, ckpt_every=a.ckpt_every, resume=a.resume,
                      progress=not getattr(a, "quiet", False), cpu=not a.gpu,
-                     grad_checkpointing=getattr(a, "grad_checkpointing", False))
+                     grad_checkpointing=getattr(a, "grad_checkpointing", False),
+                     extra={"feature_cache": a.feature_cache} if getattr(a, "feature_cache", None) else {})
 
 
 def _print(obj) -> None:

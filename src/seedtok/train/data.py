@@ -11,6 +11,7 @@ process with batch W*b.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -107,6 +108,37 @@ class TensorBatches:
 def map_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Apply a frozen module over a big tensor in chunks (inference only)."""
     return torch.cat([fn(x[i : i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x
+
+
+def frozen_features(module: torch.nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                    cache_dir: str | None, name: str) -> torch.Tensor:
+    """``fn`` (a frozen part of ``module``) over ``x`` in chunks. With ``cache_dir``, the result is
+    stored as ``<name>-<key>.safetensors`` where the key hashes the module's weights and the
+    inputs, so a later run (another stage-2 setting, a resumed job) reads it instead of
+    recomputing the ViT - the bulk of stage-1/2 cost at scale (``seedtok recipe``)."""
+    if not cache_dir:
+        return map_in_chunks(fn, x)
+    import hashlib
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    h = hashlib.sha256(name.encode())
+    for key, value in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    for i in range(0, len(x), 1024):
+        h.update(x[i : i + 1024].contiguous().numpy().tobytes())
+    path = Path(cache_dir) / f"{name}-{h.hexdigest()[:24]}.safetensors"
+    if path.is_file():
+        log.info("frozen features from cache %s", path)
+        return load_file(str(path))["features"]
+    out = map_in_chunks(fn, x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"features": out.contiguous()}, str(tmp))
+    os.replace(tmp, path)
+    return out
 
 
 def scene_key(sample_scene: Any, caption: str) -> str:

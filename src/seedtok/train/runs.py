@@ -139,7 +139,7 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
                                     progress=args.progress)
     if targets.shape[-1] != config.generation_dim:
         raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
-    tensors = stage2_tensors(model, train, targets)
+    tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))
     args.extra.setdefault("init", {"init": str(init), "data": str(data)})
     summary, module = train_stage2(model, tensors, args, reinit=reinit, health_every=health_every)
     if _is_main():

@@ -21,7 +21,7 @@ from seedtok.losses import contrastive_loss
 from seedtok.models import SeedTokenizer
 from seedtok.text import tokenize
 from seedtok.train.core import TrainArgs, TrainingError, freeze
-from seedtok.train.data import ImageTextSet, TensorBatches, map_in_chunks
+from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features
 from seedtok.train.loop import fit
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,10 @@ def prepare_stage1(tokenizer: SeedTokenizer) -> Stage1Module:
     return module
 
 
-def stage1_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, text_len: int = MAX_TEXT_LEN) -> dict[str, torch.Tensor]:
-    """Frozen ViT features and tokenized captions for every sample."""
-    vit = map_in_chunks(tokenizer.vision.eval(), data.pixels)
+def stage1_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, text_len: int = MAX_TEXT_LEN,
+                   feature_cache: str | None = None) -> dict[str, torch.Tensor]:
+    """Frozen ViT features (optionally cached on disk) and tokenized captions for every sample."""
+    vit = frozen_features(tokenizer.vision, tokenizer.vision.eval(), data.pixels, feature_cache, "vit")
     ids, mask = tokenize(data.captions, min(text_len, tokenizer.qformer.config.max_text_len))
     return {"vit_features": vit, "input_ids": ids, "attention_mask": mask}
 
@@ -86,6 +87,6 @@ def train_stage1(
 ) -> dict[str, Any]:
     """Run stage 1 in place on ``tokenizer``; returns the loop summary."""
     module = prepare_stage1(tokenizer)
-    tensors = data if isinstance(data, dict) else stage1_tensors(tokenizer, data)
+    tensors = data if isinstance(data, dict) else stage1_tensors(tokenizer, data, feature_cache=args.extra.get("feature_cache"))
     run_info = {"stage": "stage1", "config": tokenizer.config.to_dict()}
     return fit(module, TensorBatches(tensors, args.seed), args, run_info, clamp_temperature(module), accelerator)

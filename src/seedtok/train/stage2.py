@@ -23,7 +23,7 @@ from seedtok.models import SeedTokenizer
 from seedtok.models.tokenizer import CodeDecoder
 from seedtok.train.codebook import CodebookMonitor
 from seedtok.train.core import TrainArgs, freeze
-from seedtok.train.data import ImageTextSet, TensorBatches, map_in_chunks
+from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features
 from seedtok.train.loop import fit, make_accelerator
 
 DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)
@@ -83,10 +83,12 @@ def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = 
 
 
 @torch.no_grad()
-def stage2_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Frozen causal embeddings (B, Q, H) and the text-encoder targets (B, G_len, G)."""
+def stage2_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, targets: torch.Tensor,
+                   feature_cache: str | None = None) -> dict[str, torch.Tensor]:
+    """Frozen causal embeddings (B, Q, H; optionally cached on disk) and the text-encoder targets."""
     tokenizer.eval()
-    causal = map_in_chunks(tokenizer.causal_embeddings, data.pixels)
+    frozen = torch.nn.ModuleList([tokenizer.vision, tokenizer.ln_vision, tokenizer.qformer])
+    causal = frozen_features(frozen, tokenizer.causal_embeddings, data.pixels, feature_cache, "causal")
     want = (tokenizer.config.generation_len, tokenizer.config.generation_dim)
     if tuple(targets.shape[1:]) != want:
         raise ValueError(f"stage-2 targets have shape {tuple(targets.shape[1:])}, the preset needs {want}")
