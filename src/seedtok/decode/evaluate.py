@@ -69,6 +69,24 @@ def upper_bound(
     return result
 
 
+def robustness(detok: SeedDetokenizer, data: str, cache_dir: str | None, num: int = 300) -> dict[str, float]:
+    """``color_shape`` from degraded caption states, the way regressed generation embeddings
+    are degraded: shrunk toward the mean state, (1 - a) s + a mean, or noised, s + a N(0, 1)."""
+    from seedtok.decode.train import decoder_data
+
+    tensors, test = decoder_data(data, "test", cache_dir)
+    s = tensors["states"][:num].float()
+    mean = tensors["states"].float().mean(0, keepdim=True)
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for kind, a in (("shrink", 0.25), ("shrink", 0.5), ("shrink", 0.75), ("noise", 0.1), ("noise", 0.2), ("noise", 0.3)):
+        x = (1 - a) * s + a * mean if kind == "shrink" else s + a * torch.randn(s.shape, generator=g)
+        pixels = _generate(detok, x, 50)
+        out[f"{kind}_{a}"] = {"mse_to_states": float(((x - s) ** 2).mean()),
+                              "color_shape": score_images(pixels, test.scenes[:num])["color_shape"]}  # fmt: skip
+    return out
+
+
 def ground_truth(data: str, num: int = 500) -> dict[str, float]:
     """The parser on the real test renders: the ceiling every figure here is read against."""
     from seedtok.decode.train import decoder_data
@@ -143,6 +161,8 @@ def bench_decode(
         entry: dict[str, Any] = {"kind": "onestep" if detok.one_step else "diffusion", "path": name, "scenes": count}
         entry["sd_upper_bound"] = upper_bound(detok, data, cache_dir, count, num_inference_steps=steps)
         entry["latency"] = latency(detok, steps, repeats)
+        if detok.one_step:
+            entry["robustness"] = robustness(detok, data, cache_dir, min(num, 300))
         if tokenizer is not None:
             entry["reconstruction"] = reconstruction(tokenizer, detok, data, count, num_inference_steps=steps)
         prov = _provenance(path)
