@@ -25,3 +25,12 @@ def manifest_path() -> Path:
 def tiny_model() -> SeedTokenizer:
     torch.manual_seed(0)
     return SeedTokenizer(get_preset("tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matmuls: one thread avoids OpenMP spin-waits that cost ~10x on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

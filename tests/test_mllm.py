@@ -29,14 +29,8 @@ TINY_ARCH = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: one thread avoids OpenMP spin-waits that cost ~10x on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
