@@ -216,3 +216,22 @@ def test_tampered_adapter_is_refused(llm, tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256 does not match"):
         SeedLLM.load(tmp_path / "adapter")
+
+
+def test_objective_splits_the_loss_into_image_and_text_tokens(llm):
+    """The per-step image-token / text losses (ablation curves) recombine into the LM loss."""
+    from seedtok.mllm.train import CausalLMObjective
+
+    b, lo = llm.builder, llm.vocab.image_offset
+    batch = collate([b.caption_example(_codes(0), LINES[0]), b.draw_example(LINES[1], _codes(1))], llm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        out = CausalLMObjective(llm.model, (lo, lo + CODEBOOK))(batch)
+    labels = batch["labels"][:, 1:]
+    n_img = int(((labels >= lo) & (labels < lo + CODEBOOK)).sum())
+    n_all = int((labels != IGNORE_INDEX).sum())
+    assert n_img == NTOK  # the draw example's 32 codes; markers and text count as text
+    combined = (out["image_loss"] * n_img + out["text_loss"] * (n_all - n_img)) / n_all
+    assert torch.allclose(combined, out["loss"], atol=1e-5)
+    only_text = collate([b.caption_example(_codes(0), LINES[0])], llm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.isnan(CausalLMObjective(llm.model, (lo, lo + CODEBOOK))(only_text)["image_loss"])

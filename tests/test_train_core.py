@@ -230,3 +230,26 @@ def test_frozen_features_disk_cache(tmp_path, caplog):
         frozen_features(tok.vision, tok.vision, x, str(tmp_path), "vit")
         assert len(list(tmp_path.glob("vit-*.safetensors"))) == 2
         assert torch.equal(frozen_features(tok.vision, tok.vision, x, None, "vit"), tok.vision(x))
+
+
+def test_stage2_contrastive_term_trains_codes_against_frozen_text_features():
+    """The ablation's 'contrastive only' stage 2 (weights 5/0/0/1): codes -> last reconstructed
+    query -> stage 1's frozen vision_proj against the frozen text branch."""
+    from seedtok.train.evaluate import text_features
+    from seedtok.train.stage2 import loss_weights
+
+    tokenizer, data = micro_world(8)
+    targets = torch.randn(8, tokenizer.config.generation_len, tokenizer.config.generation_dim)
+    tensors = stage2_tensors(tokenizer, data, targets)
+    tensors["text_feats"] = text_features(tokenizer, data.captions)
+    module = prepare_stage2(tokenizer, weights=(5.0, 0.0, 0.0, 1.0))
+    out = module(TensorBatches(tensors).batch(0, 0, 1, 8))
+    out["loss"].backward()
+    assert out["contrastive"] > 0 and torch.isclose(out["loss"], 5 * out["vq"] + out["contrastive"], atol=1e-5)
+    assert all(p.grad is None and not p.requires_grad for p in tokenizer.qformer.vision_proj.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module.generation_proj.parameters())  # untrained
+    assert all(p.grad.abs().sum() > 0 for p in module.encode_task.parameters())  # codes train through the term
+    assert loss_weights((5, 2, 0.5)) == (5.0, 2.0, 0.5, 0.0)
+    for bad in [(0, 1, 1), (5, 0, 0), (5, -1, 1), (5, 1)]:
+        with pytest.raises(TrainingError, match="loss weights"):
+            loss_weights(bad)

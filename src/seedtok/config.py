@@ -295,6 +295,11 @@ PRESETS: dict[str, TokenizerConfig] = {
         codebook=dataclasses.replace(_TINY.codebook, kind="cosine"),
     ),
 }
+# The ablation's BLIP-2-style variant (``seedtok ablate``): the same Q-Former with its causal
+# mask off, so every query sees every other (paper sec. 3.1 motivates the causal mask).
+PRESETS["tiny-stage1-bidirectional"] = PRESETS["tiny-stage1"].replace(
+    qformer=dataclasses.replace(PRESETS["tiny-stage1"].qformer, causal=False)
+)
 
 
 def get_preset(name: str) -> TokenizerConfig:

@@ -102,7 +102,8 @@ def train_stage3(
                      progress=progress, log_every=25, ckpt_every=100,
                      extra={"lora": asdict(preset.lora), "tasks": list(preset.task_weights), "base": str(base),
                             "image_tokenizer": cache.meta["tokenizer"]})
-    fit = train_lm(llm.model, mixture.make, args, "llm")
+    codes = (llm.vocab.image_offset, llm.vocab.image_offset + llm.vocab.codebook_size)
+    fit = train_lm(llm.model, mixture.make, args, "llm", image_range=codes)
     llm.save(out_dir)
     report = {
         "stage": 3, "preset": asdict(preset), "base": llm.base or "shipped stand-in (assets/standins/lm-tiny)",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seedtok.train.core import TrainArgs
@@ -20,15 +21,32 @@ from seedtok.train.loop import fit
 
 
 class CausalLMObjective(nn.Module):
-    """``forward(batch)`` -> ``{"loss", "tokens"}``: next-token loss on the labelled positions."""
+    """``forward(batch)`` -> ``{"loss", "tokens"}``: next-token loss on the labelled positions.
 
-    def __init__(self, model: nn.Module) -> None:
+    With ``image_range=(lo, hi)`` (the image-code token ids), the loss is also split into
+    ``image_loss`` (targets that are image codes: the text-to-image task) and ``text_loss``
+    (every other target), logged per step: the "training loss on image tokens" curves of the
+    ablation (issue 11). Steps without targets of a kind log NaN for it."""
+
+    def __init__(self, model: nn.Module, image_range: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.image_range = image_range
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.model(**batch)
-        return {"loss": out.loss, "tokens": (batch["labels"] != -100).sum().float()}
+        result = {"loss": out.loss, "tokens": (batch["labels"] != -100).sum().float()}
+        if self.image_range is not None:
+            with torch.no_grad():
+                labels = batch["labels"][:, 1:]
+                per_token = F.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100,
+                                            reduction="none")
+                valid = labels != -100
+                image = valid & (labels >= self.image_range[0]) & (labels < self.image_range[1])
+                for name, mask in (("image_loss", image), ("text_loss", valid & ~image)):
+                    n = mask.sum()
+                    result[name] = per_token[mask].sum() / n if n > 0 else torch.tensor(float("nan"))
+        return result
 
 
 class StepBatches:
@@ -43,10 +61,10 @@ class StepBatches:
 
 
 def train_lm(model: nn.Module, make: Callable[[int, int], dict[str, torch.Tensor]], args: TrainArgs, stage: str,
-             info: dict[str, Any] | None = None) -> dict[str, Any]:
+             info: dict[str, Any] | None = None, image_range: tuple[int, int] | None = None) -> dict[str, Any]:
     """Train ``model``'s trainable parameters; returns the core's summary plus ``history``
     (the per-step losses read back from ``OUT/metrics.jsonl``)."""
-    objective = CausalLMObjective(model)
+    objective = CausalLMObjective(model, image_range)
     model.train()
     try:
         summary = fit(objective, StepBatches(make), args, {"stage": stage, **(info or {})})

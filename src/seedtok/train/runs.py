@@ -26,11 +26,11 @@ from seedtok.models import SeedTokenizer
 from seedtok.text import cached_text_states
 from seedtok.train.core import TrainArgs, TrainingError
 from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text
-from seedtok.train.evaluate import encoder_retrieval
+from seedtok.train.evaluate import encoder_retrieval, text_features
 from seedtok.train.loop import fit, make_accelerator
 from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
 from seedtok.train.stage1 import train_stage1
-from seedtok.train.stage2 import ReconstructionHead, stage2_tensors, train_stage2
+from seedtok.train.stage2 import DEFAULT_WEIGHTS, ReconstructionHead, loss_weights, stage2_tensors, train_stage2
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,9 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
     if targets.shape[-1] != config.generation_dim:
         raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
     tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))
+    weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
+    if weights[3] > 0:  # contrastive term on the codes: frozen text-branch features as targets
+        tensors["text_feats"] = text_features(model, train.captions)
     args.extra.setdefault("init", {"init": str(init), "data": str(data)})
     summary, module = train_stage2(model, tensors, args, reinit=reinit, health_every=health_every)
     if _is_main():

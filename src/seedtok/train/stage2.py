@@ -7,7 +7,10 @@ The Causal Q-Former is frozen (its causal embeddings are computed once up front)
 - the inference path ``code_decoder`` -> Reverse Q-Former -> ``generation_proj`` regresses the
   frozen text encoder's states of the caption (SD's CLIP-L for ``seed1``, MiniLM in the tiny
   world).
-Loss = 5 * L_vq + 2 * (1 - cos) + 0.5 * MSE (reference weights).
+Loss = 5 * L_vq + 2 * (1 - cos) + 0.5 * MSE (reference weights). An optional fourth weight
+adds a contrastive term on the codes (the last *reconstructed* query through stage 1's frozen
+``vision_proj`` against the frozen text branch's [CLS]); the ablation's "contrastive only"
+variant sets the weights to (5, 0, 0, 1) (``seedtok ablate``, issue 11).
 """
 
 from __future__ import annotations
@@ -15,18 +18,29 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seedtok.config import TokenizerConfig
-from seedtok.losses import stage2_loss
+from seedtok.losses import contrastive_loss, stage2_loss
 from seedtok.models import SeedTokenizer
 from seedtok.models.tokenizer import CodeDecoder
 from seedtok.train.codebook import CodebookMonitor
-from seedtok.train.core import TrainArgs, freeze
+from seedtok.train.core import TrainArgs, TrainingError, freeze
 from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features
 from seedtok.train.loop import fit, make_accelerator
 
-DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)
+DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)  # VQ, causal-embedding cosine, generation MSE (+ optional contrastive)
+
+
+def loss_weights(weights) -> tuple[float, float, float, float]:
+    """(vq, cosine, mse[, contrastive]) -> a checked 4-tuple."""
+    w = tuple(float(x) for x in weights)
+    if len(w) == 3:
+        w = w + (0.0,)
+    if len(w) != 4 or any(not x >= 0 for x in w) or w[0] <= 0 or not any(w[1:]):
+        raise TrainingError(f"stage-2 loss weights must be (vq>0, cos, mse[, contrastive]) >= 0 with one task term > 0, got {weights!r}")
+    return w  # type: ignore[return-value]
 
 
 class ReconstructionHead(CodeDecoder):
@@ -42,7 +56,10 @@ class Stage2Module(nn.Module):
 
     def __init__(self, tokenizer: SeedTokenizer, recon: ReconstructionHead, weights=DEFAULT_WEIGHTS) -> None:
         super().__init__()
-        self.weights = tuple(float(w) for w in weights)
+        self.weights = loss_weights(weights)
+        # Stage 1's projection and temperature, frozen (only used by the contrastive term).
+        self.vision_proj = tokenizer.qformer.vision_proj if self.weights[3] > 0 else None
+        self.temperature = float(tokenizer.qformer.temp.detach()) if self.weights[3] > 0 else 1.0
         self.encode_task = tokenizer.encode_task
         self.quantizer = tokenizer.quantizer
         self.decode_task = tokenizer.decode_task
@@ -62,12 +79,14 @@ class Stage2Module(nn.Module):
         up = self.decode_task(q.quantized)  # (B, Q, H)
         recon = self.recon(up)
         generation = self.generation_proj(self.reverse_qformer(self.code_decoder(up)))  # (B, G_len, G)
-        losses = stage2_loss(q.loss, recon, causal, generation, batch["target"], self.weights)
+        losses = stage2_loss(q.loss, recon, causal, generation, batch["target"], self.weights[:3])
+        out = {"loss": losses.total, "vq": losses.vq, "cos": losses.cosine, "mse": losses.mse}
+        if self.vision_proj is not None:
+            img = F.normalize(self.vision_proj(recon[:, -1]), dim=-1)
+            con, acc = contrastive_loss(img, batch["text_feats"], torch.tensor(self.temperature, device=img.device))
+            out.update(loss=out["loss"] + self.weights[3] * con, contrastive=con.detach(), i2t_acc=acc)
         return {
-            "loss": losses.total,
-            "vq": losses.vq,
-            "cos": losses.cosine,
-            "mse": losses.mse,
+            **out,
             "batch_perplexity": q.perplexity.detach(),
             "_ids": q.ids.detach(),
             "_z": z.detach(),
@@ -79,6 +98,8 @@ def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = 
     freeze(tokenizer)
     module = Stage2Module(tokenizer, recon or ReconstructionHead.for_config(tokenizer.config), weights)
     module.train().requires_grad_(True)
+    if module.vision_proj is not None:
+        module.vision_proj.eval().requires_grad_(False)
     return module
 
 
