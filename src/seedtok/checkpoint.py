@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -30,6 +30,9 @@ from seedtok.config import SEED1_TEXT_VOCAB, TokenizerConfig, get_preset
 from seedtok.fileio import atomic_write_bytes, sha256_file
 from seedtok.keymap import from_reference_key, ignore_reason, to_reference_key
 from seedtok.models import SeedTokenizer
+
+if TYPE_CHECKING:
+    from seedtok.models.pixelvq import PixelVQTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +240,45 @@ def _with_vocab(config: TokenizerConfig, vocab: int):
     import dataclasses
 
     return dataclasses.replace(config.qformer, vocab_size=vocab)
+
+
+# -- the 2-D pixel tokenizer (ablation baseline, not SEED) ------------------------------------
+PIXEL_VQ_KIND = "pixel-vq"
+
+
+def save_pixel_vq(model: "PixelVQTokenizer", directory: str | os.PathLike) -> Path:
+    """Write a :class:`~seedtok.models.pixelvq.PixelVQTokenizer` as ``config.json`` (kind
+    ``pixel-vq``, its config, the weights' sha256) + ``model.safetensors``, both atomically."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    blob = save(tensors, metadata={"format": "pt", "seedtok_format": str(FORMAT_VERSION)})
+    atomic_write_bytes(directory / WEIGHTS_NAME, blob)
+    meta = {"kind": PIXEL_VQ_KIND, "format_version": FORMAT_VERSION, "weights_sha256": hashlib.sha256(blob).hexdigest(),
+            "config": model.config.to_dict()}
+    atomic_write_bytes(directory / CONFIG_NAME, json.dumps(meta, indent=2, sort_keys=True).encode())
+    return directory
+
+
+def load_pixel_vq(directory: str | os.PathLike) -> "PixelVQTokenizer":
+    """Load a directory written by :func:`save_pixel_vq`, strictly and checksum-verified, in eval mode."""
+    from seedtok.models.pixelvq import PixelVQConfig, PixelVQTokenizer
+
+    directory = Path(directory)
+    path, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not path.is_file() or not weights.is_file():
+        raise CheckpointError(f"{directory}: needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if meta.get("kind") != PIXEL_VQ_KIND:
+        raise CheckpointError(f"{directory}: kind {meta.get('kind')!r}, not a {PIXEL_VQ_KIND!r} model")
+    if sha256_file(weights) != meta.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: sha256 does not match config.json (file corrupt or modified)")
+    model = PixelVQTokenizer(PixelVQConfig.from_dict(meta["config"]))  # small: no meta-device build
+    load_state_dict_strict(model, read_safetensors(weights), source=str(weights))
+    return model.eval()
