@@ -13,7 +13,7 @@ from seedtok.config import PRESETS
 # Per-stage defaults (tiny world); the paper's seed1 values are lr 3e-5 / 1e-4, warmup 2000.
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
-    "stage1": dict(steps=150, batch_size=128, lr=2e-3, warmup=10, weight_decay=0.05),
+    "stage1": dict(steps=150, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
     "stage2": dict(steps=200, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
 

@@ -48,15 +48,15 @@ def bench_train(
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
     config = get_preset("tiny-stage1")
-    args = dict(batch_size=batch_size, seed=seed, warmup=10, ckpt_every=100, progress=False)
-    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=2e-3, **args)
+    args = dict(batch_size=batch_size, seed=seed, ckpt_every=100, progress=False)
+    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, **args)
     sum1, t1 = _timed(run_stage1, data, s1, "tiny-stage1", encoder, None, None, limit)
     results: dict[str, Any] = {"stage1": {"wall_s": t1, "train_wall_s": round(sum1["wall_s"], 1),
                                           "final_loss": sum1["last"].get("loss"), "steps": steps1}}
     test = load_image_text(data, "test", config.vision.image_size)
     default_kind = config.codebook.kind  # the tiny training preset's quantizer ('cosine')
     for kind in ("cosine", "reference"):
-        s2 = TrainArgs(out=str(out_dir / f"stage2-{kind}"), steps=steps2, lr=1e-3, **args)
+        s2 = TrainArgs(out=str(out_dir / f"stage2-{kind}"), steps=steps2, lr=1e-3, warmup=10, **args)
         sum2, t2 = _timed(run_stage2, data, s2, s1.out, kind, None, cache_dir, limit)
         results[f"stage2_{kind}"] = {
             "wall_s": t2, "train_wall_s": round(sum2["wall_s"], 1), "steps": steps2, "reinit": sum2["reinit"],

@@ -1,0 +1,85 @@
+"""``seedtok ablate`` (issue 11): variants are data, the table's statistics, and a smoke run of
+the whole pipeline (every variant, a few steps each) through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from seedtok.ablate import HEADLINE, SCALES, VARIANTS, markdown, summarise
+from seedtok.config import get_preset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_variants_are_presets_and_weights_not_code_paths():
+    assert list(VARIANTS) == ["seed", "bidirectional", "pixel-vq", "contrastive-only", "reconstruction-only"]
+    assert get_preset(VARIANTS["seed"].preset).qformer.causal
+    assert not get_preset(VARIANTS["bidirectional"].preset).qformer.causal
+    bi, seed = get_preset(VARIANTS["bidirectional"].preset), get_preset(VARIANTS["seed"].preset)
+    assert bi.replace(qformer=seed.qformer) == seed  # only the causal flag differs
+    assert VARIANTS["contrastive-only"].stage2_weights == (5.0, 0.0, 0.0, 1.0)
+    assert not VARIANTS["reconstruction-only"].stage1 and VARIANTS["pixel-vq"].kind == "pixel"
+
+
+def _fake(name: str, seed: int, value: float) -> dict:
+    """A run result with every headline number equal to ``value``."""
+    retrieval = None if name == "pixel-vq" else {"codes": {"i2t_r1": value}}
+    codebook = {"codes_used_pct": value, "perplexity": value}
+    tokenizer = {"retrieval": retrieval, "reconstruction": {"color_shape": value}, "codebook": codebook}
+    curves = {"step": [1, 2], "image_loss": [9.0, value], "text_loss": [9.0, value]}
+    llm = {"caption": {"exact_scene_match": value, "cider": value}, "vqa": {"accuracy": value},
+           "draw": {"color_shape": value, "exact_scene_match": value}, "curves": curves}
+    return {"variant": {"name": name}, "seed": seed, "tokenizer": tokenizer, "llm": llm}
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    results = [_fake("seed", s, v) for s, v in enumerate([0.2, 0.4, 0.6])] + [_fake("pixel-vq", 0, 0.5)]
+    meta = {"scale_name": "smoke", "scale": {}, "wall_s": 60.0, "machine": {"cores": 2}, "jobs": 1, "command": "seedtok ablate"}
+    table = summarise(results, meta)["table"]
+    assert list(table) == ["seed", "pixel-vq"]
+    vqa = table["seed"]["vqa_accuracy"]
+    assert math.isclose(vqa["mean"], 0.4) and math.isclose(vqa["std"], 0.2) and vqa["n"] == 3
+    assert table["pixel-vq"]["retrieval_i2t_r1_codes"] == {"mean": None, "std": None, "n": 0}
+    md = markdown(summarise(results, meta))
+    assert "| `seed` |" in md and "0.400 ± 0.200" in md and "n/a" in md and "Reproduce: `seedtok ablate`" in md
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from seedtok.data.shapes import write_shapes_dataset
+
+    root = tmp_path_factory.mktemp("ablate")
+    write_shapes_dataset(root / "shapes", 100, seed=3)
+    return root
+
+
+def test_smoke_ablation_every_variant_through_the_cli(world, capsys):
+    from seedtok.cli import main
+
+    out = world / "ablation"
+    argv = ["ablate", "--data", str(world / "shapes"), "--out", str(out), "--scale", "smoke", "--seeds", "0", "--jobs", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "ablation.json").read_text())
+    assert sorted(summary["table"]) == sorted(VARIANTS)
+    assert summary["scale"] == {**vars(SCALES["smoke"])}
+    assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in VARIANTS:
+        row = summary["table"][name]
+        assert row["seeds"] == [0]
+        for key in ("reconstruction_color_shape", "caption_cider", "vqa_accuracy", "t2i_color_shape", "llm_image_loss",
+                    "codebook_used_pct"):
+            assert row[key]["n"] == 1 and row[key]["mean"] is not None, (name, key)
+        result = json.loads((out / name / "seed0" / "result.json").read_text())
+        curves = result["llm"]["curves"]
+        assert len(curves["step"]) == SCALES["smoke"].steps3 and len(curves["image_loss"]) == len(curves["step"])
+        assert "| `" + name + "` |" in printed
+    assert summary["table"]["pixel-vq"]["retrieval_i2t_r1_codes"]["n"] == 0  # no text side
+    assert summary["table"]["seed"]["retrieval_i2t_r1_codes"]["n"] == 1
+    # Re-running resumes: every finished run is reused, not retrained.
+    stamp = (out / "seed" / "seed0" / "result.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "seed" / "seed0" / "result.json").stat().st_mtime_ns == stamp
