@@ -8,7 +8,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: test test-slow test-web demo install clean fuzz fuzz-atheris
+.PHONY: test test-slow test-web demo install clean fuzz fuzz-atheris ablate
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,13 @@ test-web: $(WEB_STAMP) $(NODE_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/seedtok demo --out demo
 
+# The ablation of issue 11 (docs/ablation.md): 5 tokenizer variants x 3 seeds on the 16k shapes
+# world, one table (ablation/ablation.md) + loss curves. About 1.5 h on 2 cores; re-running resumes.
+ABLATION_DATA ?= shapes16k
+ablate: $(STAMP)
+	[ -f $(ABLATION_DATA)/index.json ] || $(VENV)/bin/seedtok data shapes --out $(ABLATION_DATA) --num 16000 --seed 0
+	$(VENV)/bin/seedtok ablate --data $(ABLATION_DATA) --out ablation
+
 # Long fuzz run: 2,500 inputs per target x 4 targets, report in fuzz/report.json.
 fuzz: $(STAMP)
 	$(VPY) -m seedtok.fuzzing --runs 2500 --out fuzz/report.json
@@ -63,4 +70,4 @@ fuzz-atheris: $(STAMP)
 		$(VPY) -m seedtok.fuzzing --engine atheris --target $$t --runs $(FUZZ_RUNS) || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo build src/*.egg-info
+	rm -rf $(VENV) demo ablation build src/*.egg-info
