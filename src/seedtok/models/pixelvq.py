@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 
 from seedtok.config import CLIP_MEAN, CLIP_STD, CodebookConfig, ConfigError, _check, _from_dict
-from seedtok.models.quantizer import TokenIdError, VectorQuantizer
+from seedtok.models.quantizer import VectorQuantizer, check_ids
 
 
 @dataclass(frozen=True)
@@ -173,12 +173,7 @@ class PixelVQTokenizer(nn.Module):
     @torch.no_grad()
     def decode_pixels(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, 32) or (32,) in [0, codebook_size) -> (B, 3, S, S) float in [0, 1]."""
-        if not isinstance(ids, torch.Tensor):
-            raise TokenIdError(f"token ids must be a tensor, got {type(ids).__name__}")
-        if ids.dim() == 1:
-            ids = ids.unsqueeze(0)
-        if ids.dim() != 2 or ids.shape[1] != self.config.num_tokens or ids.shape[0] == 0:
-            raise TokenIdError(f"expected ids of shape (B, {self.config.num_tokens}), got {tuple(ids.shape)}")
+        ids = check_ids(ids, self.config.num_tokens)
         return self.decode_codes(self.quantizer.lookup(ids))
 
     def decode_images(self, ids: torch.Tensor) -> list[Image.Image]:

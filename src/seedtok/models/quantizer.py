@@ -22,6 +22,18 @@ class TokenIdError(ValueError):
     """Token ids that are not valid codes (wrong dtype, out of range, wrong shape)."""
 
 
+def check_ids(ids: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Token ids of one image (num_tokens,) or a batch (B, num_tokens) -> (B, num_tokens); the
+    range check is :meth:`VectorQuantizer.lookup`'s."""
+    if not isinstance(ids, torch.Tensor):
+        raise TokenIdError(f"token ids must be a tensor, got {type(ids).__name__}")
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    if ids.dim() != 2 or ids.shape[1] != num_tokens or ids.shape[0] == 0:
+        raise TokenIdError(f"expected ids of shape (B, {num_tokens}), got {tuple(ids.shape)}")
+    return ids
+
+
 class QuantizerOutput(NamedTuple):
     quantized: torch.Tensor  # (B, N, D), straight-through in training
     ids: torch.Tensor  # (B, N) int64

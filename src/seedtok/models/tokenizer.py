@@ -20,7 +20,7 @@ from torch import nn
 from seedtok.config import DecoderBlocksConfig, TokenizerConfig
 from seedtok.models.layers import ViTBlock
 from seedtok.models.qformer import QFormer
-from seedtok.models.quantizer import TokenIdError, VectorQuantizer
+from seedtok.models.quantizer import VectorQuantizer, check_ids
 from seedtok.models.vit import VisionTransformer
 
 
@@ -135,10 +135,5 @@ class SeedTokenizer(nn.Module):
     @torch.no_grad()
     def decode_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, Q) in [0, codebook_size) -> generation embeddings (B, G_len, G)."""
-        if not isinstance(ids, torch.Tensor):
-            raise TokenIdError(f"token ids must be a tensor, got {type(ids).__name__}")
-        if ids.dim() == 1:
-            ids = ids.unsqueeze(0)
-        if ids.dim() != 2 or ids.shape[1] != self.config.num_tokens or ids.shape[0] == 0:
-            raise TokenIdError(f"expected ids of shape (B, {self.config.num_tokens}), got {tuple(ids.shape)}")
+        ids = check_ids(ids, self.config.num_tokens)
         return self.decode_codes(self.quantizer.lookup(ids))[2]
