@@ -30,9 +30,20 @@ def _fake(name: str, seed: int, value: float) -> dict:
     codebook = {"codes_used_pct": value, "perplexity": value}
     tokenizer = {"retrieval": retrieval, "reconstruction": {"color_shape": value}, "codebook": codebook}
     curves = {"step": [1, 2], "image_loss": [9.0, value], "text_loss": [9.0, value]}
-    llm = {"caption": {"exact_scene_match": value, "cider": value}, "vqa": {"accuracy": value},
+    llm = {"caption": {"exact_scene_match": value, "cider": value}, "vqa": {"accuracy": value}, "code_entropy": value,
            "draw": {"color_shape": value, "exact_scene_match": value}, "curves": curves}
     return {"variant": {"name": name}, "seed": seed, "tokenizer": tokenizer, "llm": llm}
+
+
+def test_code_entropy_is_per_position_entropy():
+    import torch
+
+    from seedtok.ablate import code_entropy
+
+    ids = torch.zeros(8, 32, dtype=torch.long)
+    assert code_entropy(ids) == 0.0
+    ids[:, 0] = torch.arange(8)  # position 0 uniform over 8 codes, the others constant
+    assert math.isclose(code_entropy(ids), math.log(8) / 32, rel_tol=1e-6)
 
 
 def test_summary_is_mean_and_sample_std_over_seeds():
@@ -71,7 +82,7 @@ def test_smoke_ablation_every_variant_through_the_cli(world, capsys):
         row = summary["table"][name]
         assert row["seeds"] == [0]
         for key in ("reconstruction_color_shape", "caption_cider", "vqa_accuracy", "t2i_color_shape", "llm_image_loss",
-                    "codebook_used_pct"):
+                    "codebook_used_pct", "code_entropy"):
             assert row[key]["n"] == 1 and row[key]["mean"] is not None, (name, key)
         result = json.loads((out / name / "seed0" / "result.json").read_text())
         curves = result["llm"]["curves"]

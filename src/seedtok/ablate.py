@@ -107,6 +107,7 @@ HEADLINE = (  # (key in a run's metrics, label, higher is better)
     ("t2i_exact", "text-to-image exact"),
     ("llm_image_loss", "LLM loss on image tokens"),
     ("llm_text_loss", "LLM loss on text"),
+    ("code_entropy", "code entropy (nats/token)"),
     ("codebook_used_pct", "codes used %"),
     ("codebook_perplexity", "code perplexity"),
 )
@@ -235,8 +236,21 @@ def llm_metrics(variant: Variant, tok_dir: Path, data: str, scale: Scale, seed: 
                                      warmup=min(50, scale.steps3))
         llm, report = train_stage3(train, llm_dir, preset, seed=seed)
     llm.model.eval()
-    return {"stage3": report, "caption": eval_captions(llm, test, 64), "vqa": eval_vqa(llm, test, 64),
+    return {"stage3": report, "code_entropy": code_entropy(train.ids), "caption": eval_captions(llm, test, 64), "vqa": eval_vqa(llm, test, 64),
             "draw": eval_draw(llm, test, renderer(variant, tok), 64), "curves": loss_curves(llm_dir / "metrics.jsonl")}
+
+
+def code_entropy(ids: torch.Tensor) -> float:
+    """Mean over token positions of the entropy (nats) of that position's code distribution in
+    ``ids`` (N, 32): what an LLM pays per image token knowing nothing but the position. Its
+    stage-3 loss on image tokens reads against this (lower tokens entropy is not better
+    modelling)."""
+    ent = []
+    for col in ids.long().t():
+        p = torch.bincount(col).float()
+        p = p[p > 0] / col.numel()
+        ent.append(float(-(p * p.log()).sum()))
+    return sum(ent) / len(ent)
 
 
 def loss_curves(path: Path, window: int = 25) -> dict[str, list[float]]:
@@ -276,6 +290,7 @@ def flatten(result: dict[str, Any]) -> dict[str, float | None]:
         "t2i_exact": llm["draw"]["exact_scene_match"],
         "llm_image_loss": tail("image_loss"),
         "llm_text_loss": tail("text_loss"),
+        "code_entropy": llm.get("code_entropy"),
         "codebook_used_pct": cb.get("codes_used_pct"),
         "codebook_perplexity": cb.get("perplexity"),
     }
@@ -289,6 +304,12 @@ def run_one(root: str, name: str, data: str, scale: Scale, seed: int, threads: i
     run = Path(root) / name / f"seed{seed}"
     result_path = run / "result.json"
     if (done := _done(result_path)) is not None:
+        if "code_entropy" not in done["llm"]:  # results written before the metric existed
+            from seedtok.mllm.cache import load_cache
+
+            done["llm"]["code_entropy"] = code_entropy(load_cache(run / "ids-train").ids)
+            done["headline"] = flatten(done)
+            atomic_write_json(result_path, done)
         return done
     t0 = time.perf_counter()
     tok_dir = train_tokenizer(Path(root), variant, data, scale, seed, run)
@@ -348,7 +369,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Stage-3 training loss on image tokens (text-to-image targets) and on text, mean over
-    seeds per variant (moving mean of 25 steps)."""
+    seeds per variant (moving mean of 25 steps); dashed: each variant's code entropy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -362,8 +383,11 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
         n = min(len(c["step"]) for c in runs)
         for ax, key in zip(axes, ("image_loss", "text_loss")):
             ys = [statistics.fmean([c[key][i] for c in runs if math.isfinite(c[key][i])] or [float("nan")]) for i in range(n)]
-            ax.plot(runs[0]["step"][:n], ys, label=name)
-    for ax, title in zip(axes, ("LLM loss on image tokens (text-to-image)", "LLM loss on text (caption, VQA)")):
+            line, = ax.plot(runs[0]["step"][:n], ys, label=name)
+            entropies = [r["llm"].get("code_entropy") for r in results if r["variant"]["name"] == name]
+            if key == "image_loss" and all(e is not None for e in entropies):
+                ax.axhline(statistics.fmean(entropies), color=line.get_color(), linestyle="--", linewidth=0.8)
+    for ax, title in zip(axes, ("LLM loss on image tokens (dashed: code entropy)", "LLM loss on text (caption, VQA)")):
         ax.set_title(title)
         ax.set_xlabel("stage-3 step")
         ax.set_ylabel("cross-entropy (nats)")
