@@ -58,6 +58,21 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert "| `seed` |" in md and "0.400 ± 0.200" in md and "n/a" in md and "Reproduce: `seedtok ablate`" in md
 
 
+def test_blind_baselines_answer_from_question_priors():
+    from seedtok.ablate import blind_baselines
+    from seedtok.data.scene import Scene, ShapeObject, caption
+
+    scene = Scene((ShapeObject("circle", "red", "large", "center"),))
+    qa = [{"question": "what color is the circle?", "answer": "red", "type": "color"},
+          {"question": "how many shapes are there?", "answer": "one", "type": "count"}]
+    train = [{"caption": caption(scene), "vqa": qa, "scene": scene.to_dict()}] * 3
+    test = [{"caption": caption(scene), "vqa": qa + [{"question": "new?", "answer": "one", "type": "count"}],
+             "scene": scene.to_dict()}]
+    out = blind_baselines(train, test)
+    assert out["vqa_accuracy"] == 1.0  # same-question prior, then the type's prior
+    assert out["caption"] == caption(scene) and out["caption_exact"] == 1.0 and out["caption_cider"] >= 0.0
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from seedtok.data.shapes import write_shapes_dataset
@@ -88,6 +103,7 @@ def test_smoke_ablation_every_variant_through_the_cli(world, capsys):
         curves = result["llm"]["curves"]
         assert len(curves["step"]) == SCALES["smoke"].steps3 and len(curves["image_loss"]) == len(curves["step"])
         assert "| `" + name + "` |" in printed
+    assert 0.0 <= summary["blind"]["vqa_accuracy"] <= 1.0 and "| no image (priors) | control |" in printed
     assert summary["table"]["pixel-vq"]["retrieval_i2t_r1_codes"]["n"] == 0  # no text side
     assert summary["table"]["seed"]["retrieval_i2t_r1_codes"]["n"] == 1
     # Re-running resumes: every finished run is reused, not retrained.

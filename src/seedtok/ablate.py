@@ -267,6 +267,32 @@ def loss_curves(path: Path, window: int = 25) -> dict[str, list[float]]:
     return out
 
 
+def blind_baselines(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
+    """What needs no image at all, on the same test images: VQA answered with the training
+    split's most frequent answer to the same question (else to its type), and one constant
+    caption (the most frequent training caption) scored like the LLM's. A variant the LLM
+    cannot beat these with has not been read."""
+    from collections import Counter
+
+    from seedtok.data.shapes import Scene, parse_caption, scene_match
+    from seedtok.mllm.bench import coco_scores, scene_references
+
+    by_question: dict[str, Counter] = {}
+    by_type: dict[str, Counter] = {}
+    for r in train:
+        for qa in r["vqa"]:
+            by_question.setdefault(qa["question"], Counter())[qa["answer"]] += 1
+            by_type.setdefault(qa["type"], Counter())[qa["answer"]] += 1
+    right = [(by_question.get(qa["question"]) or by_type.get(qa["type"]) or Counter({"": 1})).most_common(1)[0][0]
+             == qa["answer"] for r in test for qa in r["vqa"]]
+    constant = Counter(r["caption"] for r in train).most_common(1)[0][0]
+    scenes = [Scene.from_dict(r["scene"]) for r in test]
+    exact = [scene_match(parse_caption(constant), s) for s in scenes]
+    return {"vqa_accuracy": sum(right) / max(len(right), 1), "caption": constant,
+            "caption_cider": coco_scores([constant] * len(test), scene_references(scenes))["cider"] if test else None,
+            "caption_exact": sum(exact) / max(len(exact), 1)}
+
+
 # --- one run, and the whole ablation ----------------------------------------------------------
 
 def flatten(result: dict[str, Any]) -> dict[str, float | None]:
@@ -356,6 +382,12 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = ["| variant | claim | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, row in summary["table"].items():
         lines.append(f"| `{name}` | {row['claim']} | " + " | ".join(_fmt(row[k], k) for k, _ in HEADLINE) + " |")
+    blind = summary.get("blind")
+    if blind:
+        cells = {"caption_exact": blind["caption_exact"], "caption_cider": blind["caption_cider"],
+                 "vqa_accuracy": blind["vqa_accuracy"]}
+        lines.append("| no image (priors) | control | " + " | ".join(
+            "n/a" if k not in cells else f"{cells[k]:.3f}" for k, _ in HEADLINE) + " |")
     n = max((len(r["seeds"]) for r in summary["table"].values()), default=0)
     lines.append("")
     compute = sum(summary.get("run_wall_s", {}).values()) + sum(summary.get("stage1_wall_s", {}).values())
@@ -452,6 +484,12 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
             "run_wall_s": {f"{r['variant']['name']}/seed{r['seed']}": r["wall_s"] for r in results},
             "stage1_wall_s": {p.parent.name: round(json.loads(p.read_text())["wall_s"], 1)
                               for p in sorted((root / "_stage1").glob("*/train_summary.json"))}}
+    if results:  # every tokenizer's caches hold the same records
+        from seedtok.mllm.cache import load_cache
+
+        first = root / results[0]["variant"]["name"] / f"seed{results[0]['seed']}"
+        meta["blind"] = blind_baselines(load_cache(first / "ids-train").records,
+                                        load_cache(first / "ids-test").records[: scale.eval_num])
     summary = summarise(results, meta)
     atomic_write_json(root / "ablation.json", summary)
     atomic_write_bytes(root / "ablation.md", markdown(summary).encode())

@@ -45,8 +45,15 @@ def coco_scores(predictions: list[str], references: list[list[str]]) -> dict[str
     return {"bleu1": float(bleu[0]), "bleu4": float(bleu[3]), "cider": float(cider)}
 
 
+def scene_references(scenes: list[Any]) -> list[list[str]]:
+    """The reference captions of each scene: one per caption template."""
+    from seedtok.data.shapes import CAPTION_TEMPLATES, caption
+
+    return [sorted({caption(s, template=t) for t in range(len(CAPTION_TEMPLATES))}) for s in scenes]
+
+
 def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
-    from seedtok.data.shapes import CAPTION_TEMPLATES, Scene, caption, parse_caption, scene_match
+    from seedtok.data.shapes import Scene, parse_caption, scene_match
 
     t0 = time.perf_counter()
     preds: list[str] = []
@@ -54,7 +61,7 @@ def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, An
         preds += llm.caption_codes(cache.ids[sl])
     scenes = [Scene.from_dict(r["scene"]) for r in cache.records]
     exact = [scene_match(parse_caption(p), s) for p, s in zip(preds, scenes)]
-    refs = [sorted({caption(s, template=t) for t in range(len(CAPTION_TEMPLATES))}) for s in scenes]
+    refs = scene_references(scenes)
     out = {"n": len(preds), "exact_scene_match": sum(exact) / max(len(exact), 1), **coco_scores(preds, refs)}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["examples"] = [{"reference": r["caption"], "generated": p} for r, p in zip(cache.records[:5], preds[:5])]
