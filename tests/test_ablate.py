@@ -30,7 +30,8 @@ def _fake(name: str, seed: int, value: float) -> dict:
     codebook = {"codes_used_pct": value, "perplexity": value}
     tokenizer = {"retrieval": retrieval, "reconstruction": {"color_shape": value}, "codebook": codebook}
     curves = {"step": [1, 2], "image_loss": [9.0, value], "text_loss": [9.0, value]}
-    llm = {"caption": {"exact_scene_match": value, "cider": value}, "vqa": {"accuracy": value}, "code_entropy": value,
+    llm = {"caption": {"exact_scene_match": value, "cider": value}, "code_entropy": value,
+           "vqa": {"accuracy": value, "per_type": {"color": {"accuracy": value}}},
            "draw": {"color_shape": value, "exact_scene_match": value}, "curves": curves}
     return {"variant": {"name": name}, "seed": seed, "tokenizer": tokenizer, "llm": llm}
 
@@ -56,6 +57,8 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert table["pixel-vq"]["retrieval_i2t_r1_codes"] == {"mean": None, "std": None, "n": 0}
     md = markdown(summarise(results, meta))
     assert "| `seed` |" in md and "0.400 ± 0.200" in md and "n/a" in md and "Reproduce: `seedtok ablate`" in md
+    assert math.isclose(table["seed"]["vqa_per_type"]["color"]["mean"], 0.4)
+    assert table["seed"]["image_nats_from_text"]["mean"] == 0.0  # entropy - last image loss, both = value
 
 
 def test_blind_baselines_answer_from_question_priors():

@@ -108,6 +108,7 @@ HEADLINE = (  # (key in a run's metrics, label, higher is better)
     ("llm_image_loss", "LLM loss on image tokens"),
     ("llm_text_loss", "LLM loss on text"),
     ("code_entropy", "code entropy (nats/token)"),
+    ("image_nats_from_text", "entropy − image loss"),
     ("codebook_used_pct", "codes used %"),
     ("codebook_perplexity", "code perplexity"),
 )
@@ -283,12 +284,17 @@ def blind_baselines(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> 
         for qa in r["vqa"]:
             by_question.setdefault(qa["question"], Counter())[qa["answer"]] += 1
             by_type.setdefault(qa["type"], Counter())[qa["answer"]] += 1
-    right = [(by_question.get(qa["question"]) or by_type.get(qa["type"]) or Counter({"": 1})).most_common(1)[0][0]
-             == qa["answer"] for r in test for qa in r["vqa"]]
+    per_type: dict[str, list[bool]] = {}
+    for r in test:
+        for qa in r["vqa"]:
+            prior = by_question.get(qa["question"]) or by_type.get(qa["type"]) or Counter({"": 1})
+            per_type.setdefault(qa["type"], []).append(prior.most_common(1)[0][0] == qa["answer"])
+    right = [x for v in per_type.values() for x in v]
     constant = Counter(r["caption"] for r in train).most_common(1)[0][0]
     scenes = [Scene.from_dict(r["scene"]) for r in test]
     exact = [scene_match(parse_caption(constant), s) for s in scenes]
     return {"vqa_accuracy": sum(right) / max(len(right), 1), "caption": constant,
+            "vqa_per_type": {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
             "caption_cider": coco_scores([constant] * len(test), scene_references(scenes))["cider"] if test else None,
             "caption_exact": sum(exact) / max(len(exact), 1)}
 
@@ -317,6 +323,8 @@ def flatten(result: dict[str, Any]) -> dict[str, float | None]:
         "llm_image_loss": tail("image_loss"),
         "llm_text_loss": tail("text_loss"),
         "code_entropy": llm.get("code_entropy"),
+        "image_nats_from_text": None if llm.get("code_entropy") is None or tail("image_loss") is None
+        else llm["code_entropy"] - tail("image_loss"),
         "codebook_used_pct": cb.get("codes_used_pct"),
         "codebook_perplexity": cb.get("perplexity"),
     }
@@ -365,8 +373,11 @@ def summarise(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
         runs = [r for r in results if r["variant"]["name"] == name]
         if not runs:
             continue
+        types = sorted({t for r in runs for t in r["llm"]["vqa"]["per_type"]})
         table[name] = {"title": variant.title, "claim": variant.claim, "seeds": sorted(r["seed"] for r in runs),
-                       **{key: _stats([flatten(r)[key] for r in runs]) for key, _ in HEADLINE}}
+                       **{key: _stats([flatten(r)[key] for r in runs]) for key, _ in HEADLINE},
+                       "vqa_per_type": {t: _stats([r["llm"]["vqa"]["per_type"].get(t, {}).get("accuracy") for r in runs])
+                                        for t in types}}
     return {**meta, "table": table}
 
 
@@ -389,6 +400,14 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append("| no image (priors) | control | " + " | ".join(
             "n/a" if k not in cells else f"{cells[k]:.3f}" for k, _ in HEADLINE) + " |")
     n = max((len(r["seeds"]) for r in summary["table"].values()), default=0)
+    types = sorted({t for r in summary["table"].values() for t in r.get("vqa_per_type", {})})
+    if types:
+        lines += ["", "VQA accuracy by question type:", "",
+                  "| variant | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
+        for name, row in summary["table"].items():
+            lines.append(f"| `{name}` | " + " | ".join(_fmt(row["vqa_per_type"].get(t, {"mean": None}), t) for t in types) + " |")
+        if blind and blind.get("vqa_per_type"):
+            lines.append("| no image (priors) | " + " | ".join(f"{blind['vqa_per_type'].get(t, float('nan')):.3f}" for t in types) + " |")
     lines.append("")
     compute = sum(summary.get("run_wall_s", {}).values()) + sum(summary.get("stage1_wall_s", {}).values())
     lines.append(f"Mean ± sample std over {n} seed(s); scale `{summary['scale_name']}` ({summary['scale']}). "
