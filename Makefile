@@ -52,7 +52,7 @@ demo: $(STAMP)
 	$(VENV)/bin/seedtok demo --out demo
 
 # The ablation of issue 11 (docs/ablation.md): 5 tokenizer variants x 3 seeds on the 16k shapes
-# world, one table (ablation/ablation.md) + loss curves. About 1.5 h on 2 cores; re-running resumes.
+# world, one table (ablation/ablation.md) + loss curves. About 75 min on 2 cores; re-running resumes.
 ABLATION_DATA ?= shapes16k
 ablate: $(STAMP)
 	[ -f $(ABLATION_DATA)/index.json ] || $(VENV)/bin/seedtok data shapes --out $(ABLATION_DATA) --num 16000 --seed 0
