@@ -114,4 +114,7 @@ def test_smoke_ablation_every_variant_through_the_cli(world, capsys):
     stamp = (out / "seed" / "seed0" / "result.json").stat().st_mtime_ns
     assert main(argv[:-1] + ["2"]) == 0
     assert sorted(json.loads((out / "ablation.json").read_text())["table"]) == sorted(VARIANTS)
+    # Resuming with other step counts would mix two setups in one table: refused.
+    assert main([*argv[:-4], "--scale", "default", "--seeds", "0", "--jobs", "1"]) == 1
+    assert "holds runs of another setup" in capsys.readouterr().err
     assert (out / "seed" / "seed0" / "result.json").stat().st_mtime_ns == stamp

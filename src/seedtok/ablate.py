@@ -470,6 +470,11 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
     scale = SCALES[scale_name]
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    setup = {"data": str(Path(data).resolve()), "scale": dataclasses.asdict(scale)}
+    if (known := _done(root / "setup.json")) is not None and known != setup:
+        raise ValueError(f"{root} holds runs of another setup ({known}); resuming would mix them: "
+                         f"use another --out or delete it")
+    atomic_write_json(root / "setup.json", setup)
     t0 = time.perf_counter()
     # Stage-1 runs first: variants sharing one (preset, seed) must not train it twice at once.
     first = sorted({(VARIANTS[n].preset, s): n for n in names for s in seeds
