@@ -110,10 +110,11 @@ def eval_draw(llm: SeedLLM, cache: IdCache, render: Callable[[torch.Tensor], lis
             "codes_equal_to_image_codes": same / max(len(drawn), 1), "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _split_cache(data: str, split: str, tok: Any, cache_root: Path, limit: int | None) -> IdCache:
+def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None = None) -> IdCache:
+    """The id cache of a shapes-world split at ``path``: read (checked against ``tok``) or built
+    once, then cut to its first ``limit`` images."""
     from seedtok.data.shapes import split_shards
 
-    path = cache_root / f"ids-{split}-{tokenizer_fingerprint(tok)}"
     cache = load_cache(path, tok) if (path / "meta.json").is_file() else build_id_cache(split_shards(data, split), tok, path)
     if limit is not None:
         cache = IdCache(cache.ids[:limit], cache.records[:limit], cache.meta)
@@ -132,7 +133,7 @@ def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder
     result: dict[str, Any] = {"benchmark": "llm-tiny-world", "llm": str(llm_dir), "tokenizer": tokenizer_dir,
                               "decoder": decoder or "shipped stand-in", "limit": limit, "machine": machine_info()}
     for split in ("test", "compositional"):
-        cache = _split_cache(data, split, tok, Path(llm_dir), limit)
+        cache = split_cache(data, split, tok, Path(llm_dir) / f"ids-{split}-{tokenizer_fingerprint(tok)}", limit)
         result[split] = {"caption": eval_captions(llm, cache, batch_size), "vqa": eval_vqa(llm, cache, batch_size)}
         if render is not None:
             result[split]["draw"] = eval_draw(llm, cache, render, batch_size)

@@ -1,0 +1,133 @@
+"""``seedtok ablate``: the paper's three principles tested in one controlled tiny-world setting.
+
+SEED (arXiv 2307.08041, sec. 1 and 3) argues that image tokens for an LLM should (i) have 1-D
+*causal* dependency, (ii) carry high-level *semantics* rather than pixels, and (iii) come from
+a tokenizer trained for both *discrimination* (stage 1, contrastive) and *reconstruction*
+(stage 2). Its evidence is a pilot (OPT-2.7B captioning with VQ-VAE vs BEiT-v2 tokens, sec. 2).
+Here each claim gets a variant that changes only the image tokenizer; data, LLM stand-in,
+step counts and seeds stay fixed:
+
+========================  ==================================================================
+``seed``                  SEED: Causal Q-Former (stage 1) + codebook and generation
+                          targets (stage 2, weights 5/2/0.5)
+``bidirectional``         the same with the Q-Former's causal mask off (BLIP-2-style
+                          queries; preset ``tiny-stage1-bidirectional``)             -> (i)
+``pixel-vq``              2-D pixel tokens: a VQ-VAE-style conv autoencoder with a 4x8 grid
+                          of 32 tokens and the same 1024-code codebook, trained on pixel
+                          reconstruction only; its own decoder draws the images      -> (ii)
+``contrastive-only``      SEED without stage 2's reconstruction losses: the codes are
+                          trained by VQ + a contrastive loss on the codes (weights
+                          5/0/0/1), so nothing trains the generation embeddings      -> (iii)
+``reconstruction-only``   SEED without the contrastive stage: stage 1 skipped (random
+                          frozen Q-Former), stage 2 as usual                         -> (iii)
+========================  ==================================================================
+
+Per variant and seed, :func:`run_one` trains the tokenizer, scores it (retrieval from codes,
+reconstruction through the de-tokenizer, codebook usage), tokenizes the training and test
+splits once, LoRA-tunes the shipped stand-in LM on the tokens (stage 3) and scores captioning
+(exact scene match, CIDEr), VQA and text-to-image. :func:`summarise` turns the runs into one
+table (mean and spread over seeds), Markdown and a plot of the LLM's training loss on image
+tokens. Every stage writes its result atomically and is skipped when present, so an
+interrupted ablation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seedtok.ablate.report import HEADLINE, blind_baselines, flatten, markdown, plot, summarise
+from seedtok.ablate.runs import _done, code_entropy, run_one, stage1_dir
+from seedtok.ablate.variants import SCALES, VARIANTS, Scale, Variant
+from seedtok.fileio import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HEADLINE", "SCALES", "VARIANTS", "Scale", "Variant", "ablate", "blind_baselines", "code_entropy", "flatten",
+           "markdown", "plot", "run_one", "summarise"]
+
+
+def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2),
+           scale_name: str = "default", jobs: int = 2, command: str = "", progress: bool = True) -> dict[str, Any]:
+    """Run every (variant, seed) (``jobs`` processes of one torch thread each) and write
+    ``ablation.json``, ``ablation.md`` and ``loss_curves.png`` under ``out``."""
+    from tqdm.auto import tqdm
+
+    from seedtok.bench import machine_info
+
+    names = variants or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    if not (Path(data) / "index.json").is_file():
+        raise FileNotFoundError(f"{data}: not a shapes-world directory (make one with `seedtok data shapes`)")
+    scale = SCALES[scale_name]
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    setup = {"data": str(Path(data).resolve()), "scale": dataclasses.asdict(scale)}
+    if (known := _done(root / "setup.json")) is not None and known != setup:
+        raise ValueError(f"{root} holds runs of another setup ({known}); resuming would mix them: "
+                         f"use another --out or delete it")
+    atomic_write_json(root / "setup.json", setup)
+    t0 = time.perf_counter()
+    # Stage-1 runs first: variants sharing one (preset, seed) must not train it twice at once.
+    first = sorted({(VARIANTS[n].preset, s): n for n in names for s in seeds
+                    if VARIANTS[n].kind == "seed" and VARIANTS[n].stage1}.items())
+    tasks = [("stage1", n, s) for (_, s), n in first] + [("run", n, s) for s in seeds for n in names]
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(tasks), desc="ablation", disable=not progress)
+
+    def finished(phase: str, n: str, s: int, res: dict[str, Any] | None) -> None:
+        bar.update(1)
+        what = f"stage 1 ({VARIANTS[n].preset})" if phase == "stage1" else n
+        bar.write(f"[{time.perf_counter() - t0:6.0f} s] {what} seed {s} done")
+        if res is not None:
+            results.append(res)
+
+    if jobs <= 1:  # in this process (tests, debugging)
+        for phase, n, s in tasks:
+            finished(phase, n, s, _task(phase, str(root), n, data, scale, s, threads=None))
+    else:
+        # spawn: fresh interpreters, no forked torch thread pools
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for phase in ("stage1", "run"):
+                futures = {pool.submit(_task, phase, str(root), n, data, scale, s): (n, s) for p, n, s in tasks if p == phase}
+                for fut in as_completed(futures):
+                    finished(phase, *futures[fut], fut.result())
+    bar.close()
+    results.sort(key=lambda r: (list(VARIANTS).index(r["variant"]["name"]), r["seed"]))
+    meta = {"what": "seedtok ablation (issue 11): image tokenizers swapped, everything else fixed", "data": str(data),
+            "seeds": list(seeds), "scale_name": scale_name, "scale": dataclasses.asdict(scale), "jobs": jobs,
+            "command": command, "machine": machine_info(), "wall_s": round(time.perf_counter() - t0, 1),
+            "run_wall_s": {f"{r['variant']['name']}/seed{r['seed']}": r["wall_s"] for r in results},
+            "stage1_wall_s": {p.parent.name: round(json.loads(p.read_text())["wall_s"], 1)
+                              for p in sorted((root / "_stage1").glob("*/train_summary.json"))}}
+    if results:  # every tokenizer's caches hold the same records
+        from seedtok.mllm.cache import load_cache
+
+        first = root / results[0]["variant"]["name"] / f"seed{results[0]['seed']}"
+        meta["blind"] = blind_baselines(load_cache(first / "ids-train").records,
+                                        load_cache(first / "ids-test").records[: scale.eval_num])
+    summary = summarise(results, meta)
+    atomic_write_json(root / "ablation.json", summary)
+    atomic_write_bytes(root / "ablation.md", markdown(summary).encode())
+    plot(results, root / "loss_curves.png")
+    return summary
+
+
+def _task(phase: str, root: str, name: str, data: str, scale: Scale, seed: int, threads: int | None = 1) -> dict[str, Any] | None:
+    if threads:
+        torch.set_num_threads(threads)
+        logging.basicConfig(level=logging.WARNING)
+    if phase == "stage1":
+        stage1_dir(Path(root), VARIANTS[name], data, scale, seed)
+        return None
+    return run_one(root, name, data, scale, seed)
