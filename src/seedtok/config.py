@@ -46,11 +46,18 @@ class VisionConfig:
     ln_eps: float = 1e-6
     qkv_bias: str = "qv"  # EVA: q and v biases, none on k; "qkv" or "none" also accepted
     final_norm: bool = False  # EVA ViT-g as used by BLIP-2 / SEED has no final norm
+    # "patch": one patch_size x patch_size conv (EVA). "conv": log2(patch_size) 3x3 stride-2
+    # convs with GroupNorm + GELU, then a 1x1 conv (a conv stem; the tiny stand-in's, whose
+    # patch tokens keep shape and size readable, docs/training.md).
+    stem: str = "patch"
 
     def __post_init__(self) -> None:
         _positive(self, "image_size", "patch_size", "in_channels", "hidden_size", "num_layers", "num_heads",
                   "mlp_hidden_size", "ln_eps")
         _check(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
+        _check(self.stem in ("patch", "conv"), "vision stem must be 'patch' or 'conv'")
+        _check(self.stem == "patch" or (self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0),
+               "a conv stem needs a power-of-two patch_size")
         _check(self.hidden_size % self.num_heads == 0, "vision hidden_size must divide by num_heads")
         _check(self.qkv_bias in ("qv", "qkv", "none"), "qkv_bias must be 'qv', 'qkv' or 'none'")
 
@@ -67,6 +74,10 @@ class QFormerConfig:
     ``causal`` makes query i attend to queries 0..i only (SEED's 1-D causal dependency).
     ``vocab_size > 0`` adds the text branch used by stage-1 contrastive training (word and
     position embeddings, a text FFN per layer, ``vision_proj``/``text_proj``, ``temp``).
+    ``text_tower`` picks stage 1's text side: ``"qformer"`` is that own text branch (BLIP-2 /
+    SEED-1, initialised from BERT when real weights are given); ``"minilm"`` is a small trainable
+    head over the frozen MiniLM-L6's token states (``text_state_dim`` wide), the tiny world's
+    analogue of a pretrained BERT start (DESIGN.md sec. 3).
     """
 
     hidden_size: int = 768
@@ -82,6 +93,8 @@ class QFormerConfig:
     max_text_len: int = 512
     proj_dim: int = 256
     pad_token_id: int = 0
+    text_tower: str = "qformer"
+    text_state_dim: int = 384
 
     def __post_init__(self) -> None:
         _positive(self, "hidden_size", "num_layers", "num_heads", "intermediate_size", "ln_eps",
@@ -90,10 +103,25 @@ class QFormerConfig:
         _check(self.hidden_size % self.num_heads == 0, "Q-Former hidden_size must divide by num_heads")
         _check(self.cross_attention_every >= 1, "cross_attention_every must be >= 1")
         _check(self.num_queries >= 1 and self.num_layers >= 1, "Q-Former needs queries and layers")
+        _check(self.text_tower in ("qformer", "minilm"), "text_tower must be 'qformer' or 'minilm'")
+        _check(self.text_tower == "qformer" or self.vocab_size == 0,
+               "text_tower 'minilm' replaces the Q-Former's own text branch: set vocab_size to 0")
+        _positive(self, "text_state_dim")
 
     @property
     def has_text_branch(self) -> bool:
+        """The Q-Former's own (BERT-style) text branch."""
         return self.vocab_size > 0
+
+    @property
+    def has_text_head(self) -> bool:
+        """A trainable head over a frozen text encoder's states (``text_tower == 'minilm'``)."""
+        return self.text_tower == "minilm"
+
+    @property
+    def is_contrastive(self) -> bool:
+        """Has a text side and ``vision_proj`` / ``text_proj`` / ``temp`` (stage-1 training, retrieval)."""
+        return self.has_text_branch or self.has_text_head
 
     def has_cross_attention(self, layer: int) -> bool:
         return layer % self.cross_attention_every == 0
@@ -161,7 +189,7 @@ class TokenizerConfig:
             "reverse_qformer.encoder_width must equal qformer.hidden_size",
         )
         _check(self.qformer.hidden_size % self.decoder.num_heads == 0, "decoder heads must divide hidden")
-        _check(not self.reverse_qformer.has_text_branch, "the Reverse Q-Former has no text branch")
+        _check(not self.reverse_qformer.is_contrastive, "the Reverse Q-Former has no text side")
 
     @property
     def num_tokens(self) -> int:
@@ -252,7 +280,7 @@ _SEED1 = TokenizerConfig()
 
 _TINY = TokenizerConfig(
     vision=VisionConfig(
-        image_size=64, patch_size=8, hidden_size=128, num_layers=4, num_heads=4, mlp_hidden_size=512
+        image_size=64, patch_size=8, hidden_size=128, num_layers=4, num_heads=4, mlp_hidden_size=512, stem="conv"
     ),
     qformer=QFormerConfig(
         hidden_size=128,
@@ -284,14 +312,15 @@ PRESETS: dict[str, TokenizerConfig] = {
     # full causal_qformer.pth without dropping its text weights.
     "seed1-stage1": _SEED1.replace(qformer=dataclasses.replace(_SEED1.qformer, vocab_size=SEED1_TEXT_VOCAB)),
     "tiny": _TINY,
-    # The tiny preset with the Causal Q-Former's text branch (bert-base-uncased WordPiece
-    # vocabulary, read from the MiniLM package), for stage-1 training and retrieval, as
-    # ``seed1-stage1`` is to ``seed1``.
+    # The tiny preset with a text side for stage-1 training and retrieval, as ``seed1-stage1`` is
+    # to ``seed1``: BLIP-2 / SEED start the Q-Former's text branch from pretrained BERT, the tiny
+    # world starts from the frozen pretrained MiniLM-L6 (its token states through a small
+    # trainable head; a text branch from scratch stays at chance, docs/training.md).
     # Its codebook is the improved one (L2-normalised codes, cosine lookup, dead-code
     # re-initialisation in stage 2): in the tiny world the reference quantizer collapses to a
     # few dozen codes (docs/training.md). ``seed1`` keeps the reference quantizer.
     "tiny-stage1": _TINY.replace(
-        qformer=dataclasses.replace(_TINY.qformer, vocab_size=BERT_VOCAB, max_text_len=64),
+        qformer=dataclasses.replace(_TINY.qformer, text_tower="minilm"),
         codebook=dataclasses.replace(_TINY.codebook, kind="cosine"),
     ),
 }

@@ -22,8 +22,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the tokenizer: stand-in encoder, stage 1, stage 2, benchmark")
     tsub = p.add_subparsers(dest="stage", metavar="STAGE")
     tsub.required = True
-    e = tsub.add_parser("encoder", help="stage 0a: pretrain the tiny stand-in ViT against frozen MiniLM")
+    e = tsub.add_parser("encoder", help="stage 0a: pretrain the tiny stand-in ViT (every patch token reads its grid cell)")
     _common(e, "encoder")
+    e.add_argument("--clip-weight", type=float, default=0.0,
+                   help="weight of an extra [CLS] vs frozen-MiniLM contrastive term (default 0: cell labels only)")
     e.set_defaults(func=cmd_encoder)
     s1 = tsub.add_parser("stage1", help="stage 1: Causal Q-Former, image-text contrastive (ViT frozen)")
     _common(s1, "stage1")
@@ -37,6 +39,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--codebook", choices=["reference", "cosine"], help="quantizer kind (default: the model's; cosine for tiny-stage1)")
     s2.add_argument("--reinit", choices=["on", "off"], help="dead-code re-init (default: on for cosine)")
     s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
+    s2.add_argument("--target", choices=["canonical", "caption"],
+                    help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
     b = tsub.add_parser("bench", help="tiny world: stages 1 + 2 wall time, retrieval, codebook usage (JSON)")
     b.add_argument("--data", required=True, help="shapes-world directory (seedtok data shapes)")
@@ -45,7 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--steps1", type=int, default=DEFAULTS["stage1"]["steps"])
     b.add_argument("--steps2", type=int, default=DEFAULTS["stage2"]["steps"])
     b.add_argument("--batch-size", type=int, default=128)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean +- std in 'summary'")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -101,14 +105,14 @@ def _print(obj) -> None:
 def cmd_encoder(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_encoder
 
-    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit))
+    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit, a.clip_weight))
     return 0
 
 
 def cmd_stage1(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_stage1
 
-    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit)
+    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir)
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
     return 0
 
@@ -117,7 +121,7 @@ def cmd_stage2(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_stage2
 
     reinit = None if a.reinit is None else a.reinit == "on"
-    summary = run_stage2(a.data, _train_args(a), a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every)
+    summary = run_stage2(a.data, _train_args(a), a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target)
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
     return 0
 
@@ -130,5 +134,6 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    _print(bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, a.seed, a.limit, a.cache_dir))
+    report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir)
+    _print(report["summary"])
     return 0

@@ -97,15 +97,16 @@ def ground_truth(data: str, num: int = 500) -> dict[str, float]:
 
 @torch.no_grad()
 def reconstruction(
-    tokenizer: torch.nn.Module, detok: SeedDetokenizer, data: str, num: int = 500, batch: int = 50, **options: Any
+    tokenizer: torch.nn.Module, detok: SeedDetokenizer, data: str, num: int | None = 500, batch: int = 50,
+    split: str = "test", **options: Any
 ) -> dict[str, float]:
-    """Test images -> ids -> generation embeddings -> images, scored against the true scenes."""
+    """Images of ``split`` -> ids -> generation embeddings -> images, scored against the true scenes."""
     from seedtok.config import CLIP_MEAN, CLIP_STD
     from seedtok.decode.train import to_uint8
     from seedtok.train.data import load_image_text
 
     cfg = tokenizer.config
-    test = load_image_text(data, "test", cfg.vision.image_size, num)  # CLIP-normalised
+    test = load_image_text(data, split, cfg.vision.image_size, num)  # CLIP-normalised
     unit = to_uint8(test.pixels, CLIP_MEAN, CLIP_STD).float() / 255.0
     mean, std = torch.tensor(cfg.image_mean).view(1, 3, 1, 1), torch.tensor(cfg.image_std).view(1, 3, 1, 1)
     pixels_in = (unit - mean) / std

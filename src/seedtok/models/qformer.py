@@ -9,7 +9,9 @@ One class serves both SEED Q-Formers:
 BERT conventions (post-norm residuals, LayerNorm on the query embeddings, exact GELU) follow
 BLIP-2's Q-Former, which SEED initialises from. With ``vocab_size > 0`` the module also holds
 the text branch used by stage-1 contrastive training: the text runs through the same
-self-attention layers with its own FFN (BLIP-2's "text transformer").
+self-attention layers with its own FFN (BLIP-2's "text transformer"). With
+``text_tower='minilm'`` the text side is instead a small head over a frozen pretrained text
+encoder's token states (:class:`~seedtok.models.texthead.TextHead`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from seedtok.config import QFormerConfig
+from seedtok.models.texthead import TextHead
 
 
 class BertAttention(nn.Module):
@@ -98,6 +101,9 @@ class QFormer(nn.Module):
         if c.has_text_branch:
             self.word_embed = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
             self.pos_embed = nn.Embedding(c.max_text_len, c.hidden_size)
+        if c.has_text_head:
+            self.text_head = TextHead(c.text_state_dim, c.hidden_size, c.hidden_size, num_heads=c.num_heads)
+        if c.is_contrastive:
             self.vision_proj = nn.Linear(c.hidden_size, c.proj_dim)
             self.text_proj = nn.Linear(c.hidden_size, c.proj_dim)
             self.temp = nn.Parameter(torch.tensor(0.07))
@@ -110,9 +116,10 @@ class QFormer(nn.Module):
                 if isinstance(m, nn.Linear) and m.bias is not None:
                     nn.init.zeros_(m.bias)
         nn.init.normal_(self.query_tokens, std=0.02)
-        if self.config.has_text_branch:
-            with torch.no_grad():
+        with torch.no_grad():
+            if self.config.has_text_branch:
                 self.word_embed.weight[self.config.pad_token_id].zero_()
+            if self.config.is_contrastive:
                 self.temp.fill_(0.07)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -153,3 +160,13 @@ class QFormer(nn.Module):
         for layer in self.layers:
             x = layer.forward_text(x, mask)
         return x
+
+    def text_embedding(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Stage-1 text side -> (B, proj_dim) L2-normalised. ``text`` holds ``input_ids`` +
+        ``attention_mask`` for the own text branch ([CLS] state), or ``text_states`` (B, T, D) +
+        ``text_mask`` from the frozen text encoder for ``text_tower='minilm'``."""
+        if self.config.has_text_head:
+            pooled = self.text_head(text["text_states"], text["text_mask"])  # (B, H)
+        else:
+            pooled = self.encode_text(text["input_ids"], text.get("attention_mask"))[:, 0]  # (B, H)
+        return F.normalize(self.text_proj(pooled), dim=-1)

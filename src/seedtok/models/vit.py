@@ -14,12 +14,36 @@ from seedtok.config import VisionConfig
 from seedtok.models.layers import ViTBlock
 
 
+class ConvStem(nn.Module):
+    """Conv stem (tiny stand-in): log2(patch) 3x3 stride-2 convs, each GroupNorm + GELU, widths
+    C/2^(n-1) .. C, then a 1x1 conv to C. (B, 3, S, S) -> (B, C, S/patch, S/patch), the same
+    grid as a patch embedding, but each token sees overlapping context."""
+
+    def __init__(self, in_channels: int, hidden: int, patch_size: int) -> None:
+        super().__init__()
+        n = patch_size.bit_length() - 1
+        widths = [max(hidden >> (n - 1 - i), 8) for i in range(n)]
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for w in widths:
+            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), nn.GroupNorm(min(8, w), w), nn.GELU()]
+            prev = w
+        layers.append(nn.Conv2d(prev, hidden, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
 class VisionTransformer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         self.config = config
         c = config
-        self.patch_embed = nn.Conv2d(c.in_channels, c.hidden_size, c.patch_size, stride=c.patch_size)
+        if c.stem == "conv":
+            self.patch_embed: nn.Module = ConvStem(c.in_channels, c.hidden_size, c.patch_size)
+        else:
+            self.patch_embed = nn.Conv2d(c.in_channels, c.hidden_size, c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
         self.pos_embed = nn.Parameter(torch.zeros(1, c.num_patches + 1, c.hidden_size))
         self.blocks = nn.ModuleList(

@@ -1,12 +1,16 @@
-"""Tiny-world training benchmark (``seedtok train bench``), JSON out.
+"""Tiny-world tokenizer benchmark (``seedtok train bench``), JSON out.
 
-On top of the shipped stand-in ViT: stage 1, then stage 2 twice (the 'cosine' codebook with
-dead-code re-initialisation, the tiny training preset's default and the headline "stages 1 + 2"
-wall time; and the SEED-1 'reference' quantizer for comparison), then evaluation on
-the shapes *test* split: retrieval R@1/5/10 both ways (paper Table 1 protocol) from causal
-embeddings and from codes, and codebook usage / perplexity. Wall times include loading the
-data and computing the frozen features; the MiniLM text-state cache is timed apart (built
-once per dataset, built beforehand by the stand-in run).
+Per seed, on top of the shipped stand-in ViT: stage 1, then stage 2 (the tiny training
+preset's codebook), each timed in wall and CPU seconds (loading the data and the frozen
+features included; the MiniLM text-state cache is built once per dataset and timed apart).
+Then, on the shapes *test* and *compositional* splits:
+- retrieval R@1/5/10 both ways (paper Table 1 protocol) from causal embeddings and from codes;
+- generation-embedding MSE (ids -> de-tokenizer -> text-encoder space) beside the
+  per-position-mean baseline (the mean target of the split itself: the best constant);
+- codebook usage, perplexity, distinct codes per position;
+- reconstruction image -> 32 ids -> generation embeddings -> shipped one-step decoder ->
+  image, scored by the exact scene parser (per-object colour+shape, exact scene).
+With several seeds, ``summary`` gives mean and std of the headline figures.
 """
 
 from __future__ import annotations
@@ -14,65 +18,131 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from seedtok.config import get_preset
+from seedtok.fileio import atomic_write_json
 from seedtok.train.core import TrainArgs
-from seedtok.train.data import load_image_text
+from seedtok.train.data import ImageTextSet, load_image_text, map_in_chunks
 from seedtok.train.evaluate import tokenizer_retrieval
 from seedtok.train.pretrained import load_tokenizer
-from seedtok.train.runs import TINY_ENCODER, load_reconstruction, run_stage1, run_stage2
-from seedtok.fileio import atomic_write_json
+from seedtok.train.runs import (TINY_ENCODER, default_cache, generation_captions, load_reconstruction, run_stage1,
+                                run_stage2)
+
+SPLITS = ("test", "compositional")
+# Headline figures: (split, path in the split's report).
+HEADLINE = [
+    ("test", "retrieval.codes.i2t_r1"), ("test", "retrieval.codes.t2i_r1"),
+    ("test", "retrieval.causal.i2t_r1"), ("test", "retrieval.causal.t2i_r1"),
+    ("test", "generation.mse"), ("test", "generation.mse_ratio"),
+    ("test", "reconstruction.color_shape"), ("test", "reconstruction.exact"),
+    ("test", "codebook.codes_used_pct"), ("test", "codebook.min_position_used"),
+    ("compositional", "retrieval.codes.i2t_r1"), ("compositional", "retrieval.codes.t2i_r1"),
+    ("compositional", "reconstruction.color_shape"), ("compositional", "reconstruction.exact"),
+]
 
 
-def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    t0 = time.perf_counter()
+def timed(fn: Callable, *args, **kwargs) -> tuple[Any, dict[str, float]]:
+    """Run ``fn``; its wall seconds and this process's CPU seconds (all threads)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
-    return out, round(time.perf_counter() - t0, 1)
+    return out, {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
 
 
-def _evaluate(directory: Path, test) -> dict[str, Any]:
-    model = load_tokenizer(directory)
-    return tokenizer_retrieval(model, test, load_reconstruction(directory, model.config))
+@torch.no_grad()
+def generation_mse(model, data: ImageTextSet, cache_dir: str) -> dict[str, float]:
+    """MSE of ids -> generation embeddings against the canonical targets, and of the best
+    constant (the split's per-position mean target)."""
+    from seedtok.text import cached_text_states
+
+    model.eval()
+    targets, _ = cached_text_states(generation_captions(data, "canonical"), model.config.generation_len, cache_dir)
+    ids = map_in_chunks(lambda px: model.encode(px)[0], data.pixels)
+    pred = map_in_chunks(model.decode_ids, ids)
+    mse = float(((pred - targets) ** 2).mean())
+    baseline = float(((targets - targets.mean(0, keepdim=True)) ** 2).mean())
+    return {"mse": mse, "per_position_mean_mse": baseline, "mse_ratio": mse / baseline}
 
 
-def bench_train(
-    data: str, out: str, encoder: str | None = None, steps1: int = 150, steps2: int = 200, batch_size: int = 128,
-    seed: int = 0, limit: int | None = None, cache_dir: str | None = None,
-) -> dict[str, Any]:
+def evaluate_split(model_dir: Path, data: str, split: str, decoder: str | None = None) -> dict[str, Any]:
+    from seedtok.decode.evaluate import reconstruction
+    from seedtok.decode.standin import STANDIN_DIR, load_standin
+
+    model = load_tokenizer(model_dir)
+    cache = default_cache(data, None)
+    ds = load_image_text(data, split, model.config.vision.image_size)
+    ret = tokenizer_retrieval(model, ds, load_reconstruction(model_dir, model.config), cache)
+    codebook = ret.pop("codebook")
+    codebook["min_position_used"] = min(codebook["per_position_used"])
+    detok = load_standin(decoder or STANDIN_DIR, tokenizer=model)
+    recon = reconstruction(model, detok, data, None, split=split)
+    return {"num_images": len(ds), "retrieval": ret, "codebook": codebook,
+            "generation": generation_mse(model, ds, cache), "reconstruction": recon}
+
+
+def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, steps2: int, batch_size: int,
+               limit: int | None, cache_dir: str | None) -> dict[str, Any]:
+    args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
+    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, **args)
+    sum1, t1 = timed(run_stage1, data, s1, "tiny-stage1", encoder, None, None, limit, cache_dir)
+    s2 = TrainArgs(out=str(out_dir / "stage2"), steps=steps2, lr=1e-3, warmup=10, **args)
+    sum2, t2 = timed(run_stage2, data, s2, s1.out, None, None, cache_dir, limit)
+    result: dict[str, Any] = {
+        "seed": seed,
+        "stage1": {**t1, "train_wall_s": round(sum1["wall_s"], 1), "steps": steps1, "final_loss": sum1["last"].get("loss")},
+        "stage2": {**t2, "train_wall_s": round(sum2["wall_s"], 1), "steps": steps2, "target": s2.extra["generation_target"],
+                   "final": {k: sum2["last"].get(k) for k in ("loss", "vq", "cos", "mse")}},
+        "stage1_plus_stage2": {"wall_s": round(t1["wall_s"] + t2["wall_s"], 1), "cpu_s": round(t1["cpu_s"] + t2["cpu_s"], 1)},
+    }
+    result["splits"], result["eval"] = timed(lambda: {s: evaluate_split(Path(s2.out), data, s) for s in SPLITS})
+    return result
+
+
+def _get(report: dict, path: str) -> float:
+    for part in path.split("."):
+        report = report[part]
+    return float(report)  # type: ignore[arg-type]
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and (sample) std over seeds of the headline figures and the stage costs."""
+    out: dict[str, Any] = {}
+    rows = [(f"{split}.{path}", lambda r, s=split, p=path: _get(r["splits"][s], p)) for split, path in HEADLINE]
+    rows += [(f"{k}.cpu_s", lambda r, k=k: r[k]["cpu_s"]) for k in ("stage1", "stage2", "stage1_plus_stage2")]
+    rows += [(f"{k}.wall_s", lambda r, k=k: r[k]["wall_s"]) for k in ("stage1", "stage2", "stage1_plus_stage2")]
+    for name, get in rows:
+        values = [get(r) for r in runs]
+        out[name] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                     "values": values}
+    return out
+
+
+def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 150, steps2: int = 200,
+                batch_size: int = 128, seeds: tuple[int, ...] = (0,), limit: int | None = None,
+                cache_dir: str | None = None) -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
-    config = get_preset("tiny-stage1")
-    args = dict(batch_size=batch_size, seed=seed, ckpt_every=100, progress=False)
-    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, **args)
-    sum1, t1 = _timed(run_stage1, data, s1, "tiny-stage1", encoder, None, None, limit)
-    results: dict[str, Any] = {"stage1": {"wall_s": t1, "train_wall_s": round(sum1["wall_s"], 1),
-                                          "final_loss": sum1["last"].get("loss"), "steps": steps1}}
-    test = load_image_text(data, "test", config.vision.image_size)
-    default_kind = config.codebook.kind  # the tiny training preset's quantizer ('cosine')
-    for kind in ("cosine", "reference"):
-        s2 = TrainArgs(out=str(out_dir / f"stage2-{kind}"), steps=steps2, lr=1e-3, warmup=10, **args)
-        sum2, t2 = _timed(run_stage2, data, s2, s1.out, kind, None, cache_dir, limit)
-        results[f"stage2_{kind}"] = {
-            "wall_s": t2, "train_wall_s": round(sum2["wall_s"], 1), "steps": steps2, "reinit": sum2["reinit"],
-            "final": {k: sum2["last"].get(k) for k in ("loss", "vq", "cos", "mse")},
-            "train_codebook": sum2["codebook"], "test": _evaluate(Path(s2.out), test),
-        }
+    runs = []
+    for seed in seeds:
+        run = bench_seed(data, out_dir / f"seed{seed}", seed, encoder, steps1, steps2, batch_size, limit, cache_dir)
+        atomic_write_json(out_dir / f"seed{seed}" / "bench_seed.json", run)
+        runs.append(run)
     provenance = Path(encoder).with_suffix(".json")
     report = {
-        "what": "seedtok tiny world: stages 1 + 2 on the shipped stand-in ViT, evaluated on the shapes test split",
-        "data": {"source": str(data), "test_samples": len(test), "limit": limit},
-        "stage1_plus_stage2_wall_s": round(t1 + results[f"stage2_{default_kind}"]["wall_s"], 1),
-        "default_codebook": default_kind,
+        "what": "seedtok tiny world: stages 1 + 2 on the shipped stand-in ViT, evaluated on the shapes test and "
+                "compositional splits",
+        "data": {"source": str(data), "limit": limit},
+        "preset": "tiny-stage1", "codebook": get_preset("tiny-stage1").codebook.kind,
         "standin": json.loads(provenance.read_text()) if provenance.is_file() else None,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
                     "python": platform.python_version(), "torch": torch.__version__},
-        **results,
+        "seeds": list(seeds), "summary": summarise(runs), "runs": runs,
     }
     atomic_write_json(out_dir / "bench_train.json", report)
     return report

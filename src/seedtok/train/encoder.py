@@ -1,10 +1,15 @@
 """Stage 0a (tiny world only): pretrain the stand-in image encoder (DESIGN.md sec. 3).
 
-SEED freezes a *pretrained* EVA ViT (paper sec. 3.1) that was trained contrastively against
-text (EVA-CLIP). No such weights exist for the tiny ViT, so it is trained here the same way:
-CLIP-style contrastive learning of the ViT (+ a projection of its [CLS] state) against a
-frozen real text encoder, MiniLM-L6, whose cached token states pass through a small trainable
-text head. Afterwards only the ViT is kept, frozen, as the "EVA ViT" of the tiny preset.
+SEED freezes a *pretrained* EVA ViT (paper sec. 3.1); no such weights exist for the tiny ViT,
+so one is trained here once and shipped. What matters is what the Q-Former can read from it:
+cross-attention takes weighted averages of patch tokens, so *every patch token* must carry its
+region's content. The default objective ("cells") classifies every patch token, through a
+linear head on the raw token (no norm in between, so a cell's averaged token reads like the
+average of its tokens' predictions), with the colour / shape / size of the grid cell that covers
+it (each with an "empty" class), from the scene metadata. A CLIP-style contrastive term
+between the [CLS] state and frozen MiniLM-L6 states through a small text head (the first
+stand-in's only objective, which left shape and size unreadable: probe 0.26) can be added with
+``clip_weight``. Afterwards only the ViT is kept, frozen, as the "EVA ViT" of the tiny preset.
 """
 
 from __future__ import annotations
@@ -14,46 +19,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from seedtok.config import VisionConfig
+from seedtok.eval.probe import num_classes, patch_cells
 from seedtok.losses import contrastive_loss
+from seedtok.models.texthead import TextHead
 from seedtok.models.vit import VisionTransformer
 from seedtok.text import MINILM_DIM
 
 TEMP_RANGE = (0.005, 0.5)
 
 
-class TextHead(nn.Module):
-    """Trainable head over frozen MiniLM token states: (B, T, 384) -> (B, P).
-
-    Linear -> one pre-norm transformer layer (so word order, e.g. which colour goes with which
-    position, can be re-read) -> masked mean -> LayerNorm -> Linear."""
-
-    def __init__(self, width: int, proj_dim: int, num_heads: int = 4) -> None:
-        super().__init__()
-        self.inp = nn.Linear(MINILM_DIM, width)
-        self.layer = nn.TransformerEncoderLayer(width, num_heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
-        self.norm = nn.LayerNorm(width)
-        self.proj = nn.Linear(width, proj_dim)
-
-    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.layer(self.inp(states), src_key_padding_mask=~mask.bool())  # (B, T, W)
-        m = mask.float().unsqueeze(-1)
-        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.proj(self.norm(pooled))
-
-
 class EncoderPretrainModule(nn.Module):
-    """ViT + image projection vs. frozen-MiniLM text head; ``forward(batch)`` -> contrastive loss."""
+    """ViT + per-patch cell classifier (+ optional [CLS] vs frozen-MiniLM contrastive term);
+    ``forward(batch)`` -> loss. Batch: ``pixel_values`` (B, 3, S, S), ``cell_labels`` (B, 9, 3)
+    and, with ``clip_weight > 0``, ``text_states`` (B, T, 384) + ``text_mask`` (B, T)."""
 
-    def __init__(self, vision: VisionConfig, proj_dim: int = 256, text_width: int = 256) -> None:
+    def __init__(self, vision: VisionConfig, clip_weight: float = 0.0, proj_dim: int = 256, text_width: int = 256) -> None:
         super().__init__()
         self.vision = VisionTransformer(vision)
-        self.image_norm = nn.LayerNorm(vision.hidden_size)
-        self.image_proj = nn.Linear(vision.hidden_size, proj_dim)
-        self.text_head = TextHead(text_width, proj_dim)
-        self.temp = nn.Parameter(torch.tensor(0.07))
+        self.sizes = num_classes()
+        self.cell_head = nn.Linear(vision.hidden_size, sum(self.sizes))
+        self.register_buffer("cells", patch_cells(vision.image_size, vision.patch_size), persistent=False)
+        self.clip_weight = float(clip_weight)
+        if self.clip_weight > 0:
+            self.image_norm = nn.LayerNorm(vision.hidden_size)
+            self.image_proj = nn.Linear(vision.hidden_size, proj_dim)
+            self.text_head = TextHead(MINILM_DIM, text_width, proj_dim)
+            self.temp = nn.Parameter(torch.tensor(0.07))
+
+    def cell_logits(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Patch tokens (B, P, C) -> per attribute (B, P, classes)."""
+        return list(self.cell_head(tokens).split(self.sizes, dim=-1))
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, P) normalised, from the [CLS] state."""
+        """(B, 3, S, S) -> (B, P) normalised, from the [CLS] state (contrastive term only)."""
         cls = self.vision(pixels)[:, 0]
         return F.normalize(self.image_proj(self.image_norm(cls)), dim=-1)
 
@@ -61,10 +59,21 @@ class EncoderPretrainModule(nn.Module):
         return F.normalize(self.text_head(states, mask), dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        img = self.image_features(batch["pixel_values"])
-        txt = self.text_features(batch["text_states"], batch["text_mask"])
-        loss, acc = contrastive_loss(img, txt, self.temp, label_smoothing=0.0)
-        return {"loss": loss, "i2t_acc": acc, "temp": self.temp.detach()}
+        tokens = self.vision(batch["pixel_values"])  # (B, 1 + P, C)
+        labels = batch["cell_labels"][:, self.cells]  # (B, P, 3)
+        losses, correct = [], []
+        for j, logits in enumerate(self.cell_logits(tokens[:, 1:])):
+            losses.append(F.cross_entropy(logits.flatten(0, 1), labels[..., j].flatten()))
+            correct.append(logits.argmax(-1) == labels[..., j])
+        loss = sum(losses) / len(losses)
+        out = {"cells": loss.detach(), "patch_acc": torch.stack(correct).all(0).float().mean()}
+        if self.clip_weight > 0:
+            img = F.normalize(self.image_proj(self.image_norm(tokens[:, 0])), dim=-1)
+            con, acc = contrastive_loss(img, self.text_features(batch["text_states"], batch["text_mask"]), self.temp,
+                                        label_smoothing=0.0)
+            loss = loss + self.clip_weight * con
+            out.update(clip=con.detach(), i2t_acc=acc, temp=self.temp.detach())
+        return {"loss": loss, **out}
 
     def vision_state_dict(self) -> dict[str, torch.Tensor]:
         """The shipped stand-in: ``vision.*`` keys of :class:`SeedTokenizer`."""
@@ -73,8 +82,9 @@ class EncoderPretrainModule(nn.Module):
 
 def clamp_temperature(module: EncoderPretrainModule):
     def after_step(step: int, outputs: dict) -> dict:
-        with torch.no_grad():
-            module.temp.clamp_(*TEMP_RANGE)
+        if module.clip_weight > 0:
+            with torch.no_grad():
+                module.temp.clamp_(*TEMP_RANGE)
         return {}
 
     return after_step

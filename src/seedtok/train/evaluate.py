@@ -16,10 +16,9 @@ import torch.nn.functional as F
 
 from seedtok.eval.retrieval import match_matrix, retrieval_scores
 from seedtok.models import SeedTokenizer
-from seedtok.text import tokenize
 from seedtok.train.codebook import codebook_report, position_counts
 from seedtok.train.data import ImageTextSet, map_in_chunks, scene_key
-from seedtok.train.stage1 import MAX_TEXT_LEN
+from seedtok.train.stage1 import text_inputs
 
 
 def _match(data: ImageTextSet) -> torch.Tensor:
@@ -28,28 +27,34 @@ def _match(data: ImageTextSet) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encoder_retrieval(module, data: ImageTextSet, states: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
-    """Stage 0a: the stand-in ViT + projection vs the MiniLM text head."""
-    module.eval()
-    img = map_in_chunks(module.image_features, data.pixels)
-    txt = torch.cat([module.text_features(states[i : i + 256], mask[i : i + 256]) for i in range(0, len(data), 256)])
-    return retrieval_scores(img, txt, _match(data))
+def encoder_probe(vision: torch.nn.Module, train_pixels: torch.Tensor, train_scenes: list, test: ImageTextSet) -> dict[str, Any]:
+    """Per-cell-average linear probe of a (frozen) ViT: what cross-attention can read
+    (:mod:`seedtok.eval.probe`); trained on ``train_pixels``, scored on ``test``."""
+    from seedtok.eval.probe import cell_average, cell_probe, patch_cells
+
+    vision.eval()
+    cfg = vision.config
+    cells = patch_cells(cfg.image_size, cfg.patch_size)
+    feats = [cell_average(map_in_chunks(vision, px)[:, 1:], cells) for px in (train_pixels, test.pixels)]
+    return cell_probe(feats[0], train_scenes, feats[1], test.scenes)
 
 
 @torch.no_grad()
-def text_features(model: SeedTokenizer, captions: list[str]) -> torch.Tensor:
-    ids, mask = tokenize(captions, min(MAX_TEXT_LEN, model.qformer.config.max_text_len))
-    states = torch.cat([model.qformer.encode_text(ids[i : i + 256], mask[i : i + 256])[:, 0] for i in range(0, len(ids), 256)])
-    return F.normalize(model.qformer.text_proj(states), dim=-1)
+def text_features(model: SeedTokenizer, captions: list[str], text_cache: str | None = None) -> torch.Tensor:
+    """Captions -> (N, P) normalised stage-1 text features (own text branch or MiniLM head)."""
+    model.eval()
+    inputs = text_inputs(model.qformer.config, captions, text_cache)
+    return torch.cat([model.qformer.text_embedding({k: v[i : i + 256] for k, v in inputs.items()})
+                      for i in range(0, len(captions), 256)])
 
 
 @torch.no_grad()
-def tokenizer_retrieval(model: SeedTokenizer, data: ImageTextSet, recon=None) -> dict[str, Any]:
+def tokenizer_retrieval(model: SeedTokenizer, data: ImageTextSet, recon=None, text_cache: str | None = None) -> dict[str, Any]:
     """R@1/5/10 both ways from causal embeddings and (with the stage-2 ``recon`` head) from codes,
     plus codebook health on this split."""
     model.eval()
     causal = map_in_chunks(model.causal_embeddings, data.pixels)  # (N, Q, H)
-    txt = text_features(model, data.captions)
+    txt = text_features(model, data.captions, text_cache)
     match = _match(data)
     out: dict[str, Any] = {"causal": retrieval_scores(F.normalize(model.qformer.vision_proj(causal[:, -1]), dim=-1), txt, match)}
     if recon is not None:

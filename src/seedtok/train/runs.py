@@ -26,10 +26,10 @@ from seedtok.models import SeedTokenizer
 from seedtok.text import cached_text_states
 from seedtok.train.core import TrainArgs, TrainingError
 from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text
-from seedtok.train.evaluate import encoder_retrieval, text_features
+from seedtok.train.evaluate import text_features
 from seedtok.train.loop import fit, make_accelerator
 from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
-from seedtok.train.stage1 import train_stage1
+from seedtok.train.stage1 import stage1_tensors, train_stage1
 from seedtok.train.stage2 import DEFAULT_WEIGHTS, ReconstructionHead, loss_weights, stage2_tensors, train_stage2
 
 log = logging.getLogger(__name__)
@@ -61,36 +61,47 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str | None = None,
-                limit: int | None = None) -> dict[str, Any]:
-    """Stage 0a: train the stand-in ViT; evaluate retrieval on the val split; write the stand-in."""
+                limit: int | None = None, clip_weight: float = 0.0, probe_train: int = 4000) -> dict[str, Any]:
+    """Stage 0a: train the stand-in ViT on the shapes world's cell labels (+ optional CLIP term);
+    score it with the per-cell-average linear probe on the test split; write the stand-in."""
+    from seedtok.eval.probe import cell_labels
     from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
+    from seedtok.train.evaluate import encoder_probe
 
     config = get_preset(preset)
     # Read every split before the Accelerator starts: the loader shards by rank once a
     # process group exists, and the in-memory batching already splits by rank.
     train = load_image_text(data, "train", config.vision.image_size, limit)
-    val = load_image_text(data, "val", config.vision.image_size)
-    length = config.generation_len
-    states, mask = cached_text_states(train.captions, length, default_cache(data, cache_dir), progress=args.progress)
+    test = load_image_text(data, "test", config.vision.image_size)
+    if any(not isinstance(s, dict) for s in train.scenes):
+        raise TrainingError("stand-in encoder pretraining needs scene metadata (a shapes-world dataset)")
+    tensors = {"pixel_values": train.pixels, "cell_labels": cell_labels(train.scenes)}
+    if clip_weight > 0:
+        states, mask = cached_text_states(train.captions, config.generation_len, default_cache(data, cache_dir),
+                                          progress=args.progress)
+        tensors.update(text_states=states, text_mask=mask)
     torch.manual_seed(args.seed)
-    module = EncoderPretrainModule(config.vision)
-    tensors = {"pixel_values": train.pixels, "text_states": states, "text_mask": mask}
-    t0 = time.perf_counter()
+    module = EncoderPretrainModule(config.vision, clip_weight)
+    args.extra.setdefault("clip_weight", clip_weight)
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = fit(module, TensorBatches(tensors, args.seed), args, {"stage": "encoder", "config": config.to_dict()},
                   clamp_temperature(module))
-    wall = time.perf_counter() - t0
-    vstates, vmask = cached_text_states(val.captions, length, default_cache(data, cache_dir))
-    metrics = encoder_retrieval(module, val, vstates, vmask)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = min(probe_train, len(train))
+    probe = encoder_probe(module.vision, train.pixels[:n], train.scenes[:n], test)
     out = Path(args.out)
     if _is_main():
         save_file(module.vision_state_dict(), str(out / "encoder.safetensors"), metadata={"format": "pt"})
     provenance = {
-        "what": "stand-in EVA ViT for the tiny preset (stage 0a): tiny ViT trained contrastively against frozen MiniLM-L6",
+        "what": "stand-in EVA ViT for the tiny preset (stage 0a): conv-stem ViT whose every patch token is trained "
+                "to classify its grid cell's colour/shape/size (+ optional CLIP term against frozen MiniLM-L6)",
         "preset": preset, "vision_config": dataclasses.asdict(config.vision),
         "params": sum(p.numel() for p in module.vision.parameters()),
         "data": {"source": str(data), "train_samples": len(train), "skipped": train.skipped},
-        "args": args.to_dict(), "steps": args.steps, "wall_s": round(wall, 1),
-        "torch_threads": torch.get_num_threads(), "val_retrieval": metrics, "final_loss": summary["last"].get("loss"),
+        "args": args.to_dict(), "steps": args.steps, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "torch_threads": torch.get_num_threads(), "final_loss": summary["last"].get("loss"),
+        "probe": {"what": f"per-cell-average linear probe, trained on {n} train images, scored on the test split",
+                  **probe},
     }
     _write_json(out / "provenance.json", provenance)
     return provenance
@@ -113,11 +124,12 @@ def build_stage1_model(preset: str, encoder: str | None, init: str | None, qform
 
 
 def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder: str | None = None, init: str | None = None,
-               qformer_init: str | None = None, limit: int | None = None) -> dict[str, Any]:
+               qformer_init: str | None = None, limit: int | None = None, cache_dir: str | None = None) -> dict[str, Any]:
     model = build_stage1_model(preset, encoder, init, qformer_init)
     train = load_image_text(data, "train", model.config.vision.image_size, limit)
     args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
-    summary = train_stage1(model, train, args)
+    tensors = stage1_tensors(model, train, args.extra.get("feature_cache"), default_cache(data, cache_dir))
+    summary = train_stage1(model, tensors, args)
     if _is_main():
         save_pretrained(model.eval(), args.out)
     summary.update(skipped=train.skipped, train_samples=len(train))
@@ -125,24 +137,50 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     return summary
 
 
+def generation_captions(data: ImageTextSet, target: str) -> list[str]:
+    """The captions whose text-encoder states stage 2 regresses. ``"caption"``: each image's own
+    caption (the paper's choice, for real image-text data). ``"canonical"``: the scene's caption
+    in one fixed template, built from the shapes world's scene metadata - a caption drawn from
+    five templates cannot be predicted from the image (docs/training.md)."""
+    if target == "caption":
+        return list(data.captions)
+    if target != "canonical":
+        raise TrainingError(f"generation target must be 'caption' or 'canonical', got {target!r}")
+    if any(not isinstance(s, dict) for s in data.scenes):
+        raise TrainingError("the 'canonical' generation target needs scene metadata (a shapes-world dataset); "
+                            "use --target caption for other data")
+    from seedtok.data.scene import Scene, caption
+
+    return [caption(Scene.from_dict(s), template=0) for s in data.scenes]
+
+
+def default_target(data: ImageTextSet) -> str:
+    """'canonical' for the shapes world (every sample has a scene), else 'caption'."""
+    return "canonical" if data.scenes and all(isinstance(s, dict) for s in data.scenes) else "caption"
+
+
 def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = None, reinit: bool | None = None,
-               cache_dir: str | None = None, limit: int | None = None, health_every: int = 50) -> dict[str, Any]:
+               cache_dir: str | None = None, limit: int | None = None, health_every: int = 50,
+               target: str | None = None) -> dict[str, Any]:
     """Stage 2 from a stage-1 directory. ``codebook`` switches the quantizer kind ('reference' /
-    'cosine'); dead-code re-initialisation defaults to on for 'cosine', off for 'reference'."""
+    'cosine'); dead-code re-initialisation defaults to on for 'cosine', off for 'reference'.
+    ``target`` names the generation target (:func:`generation_captions`; default: 'canonical'
+    for the shapes world, 'caption' otherwise); it is recorded in the run's arguments."""
     stage1 = load_tokenizer(init)
     config = with_codebook(stage1.config, codebook)
     model = SeedTokenizer(config)
     model.load_state_dict(stage1.state_dict(), strict=True)  # the codebook is still untrained
     reinit = config.codebook.kind == "cosine" if reinit is None else reinit
     train = load_image_text(data, "train", config.vision.image_size, limit)
-    targets, _ = cached_text_states(train.captions, config.generation_len, default_cache(data, cache_dir),
-                                    progress=args.progress)
+    target = args.extra.setdefault("generation_target", target or default_target(train))
+    targets, _ = cached_text_states(generation_captions(train, target), config.generation_len,
+                                    default_cache(data, cache_dir), progress=args.progress)
     if targets.shape[-1] != config.generation_dim:
         raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
     tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))
     weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     if weights[3] > 0:  # contrastive term on the codes: frozen text-branch features as targets
-        tensors["text_feats"] = text_features(model, train.captions)
+        tensors["text_feats"] = text_features(model, train.captions, default_cache(data, cache_dir))
     args.extra.setdefault("init", {"init": str(init), "data": str(data)})
     summary, module = train_stage2(model, tensors, args, reinit=reinit, health_every=health_every)
     if _is_main():

@@ -2,8 +2,9 @@
 
 Image-text contrastive learning between the LAST causal query embedding (through
 ``vision_proj``, L2-normalised; under causal attention it is the only query that has seen all
-others) and the [CLS] state of the Q-Former's own text branch (``text_proj``, L2-normalised),
-learnable temperature (init 0.07, clamped to [0.001, 0.5] as in BLIP-2), label smoothing 0.1,
+others) and the text side (``text_proj``, L2-normalised): the [CLS] state of the Q-Former's own
+text branch (SEED-1, BERT-initialised), or, in the tiny world (``text_tower='minilm'``), a small
+trainable head over the frozen pretrained MiniLM-L6's token states; learnable temperature (init 0.07, clamped to [0.001, 0.5] as in BLIP-2), label smoothing 0.1,
 negatives from every rank. The ViT is frozen, so its features are computed once up front;
 ``ln_vision`` and the Q-Former train.
 """
@@ -17,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seedtok.config import QFormerConfig
 from seedtok.losses import contrastive_loss
 from seedtok.models import SeedTokenizer
-from seedtok.text import tokenize
+from seedtok.text import cached_text_states, tokenize
 from seedtok.train.core import TrainArgs, TrainingError, freeze
 from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features
 from seedtok.train.loop import fit
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TEMP_RANGE = (0.001, 0.5)
 MAX_TEXT_LEN = 48
+TEXT_STATE_LEN = 32  # MiniLM tokens per caption; the longest shapes caption has 30
 
 
 class Stage1Module(nn.Module):
@@ -35,8 +38,8 @@ class Stage1Module(nn.Module):
 
     def __init__(self, tokenizer: SeedTokenizer) -> None:
         super().__init__()
-        if not tokenizer.qformer.config.has_text_branch:
-            raise TrainingError("stage 1 needs a Q-Former text branch (qformer.vocab_size > 0)")
+        if not tokenizer.qformer.config.is_contrastive:
+            raise TrainingError("stage 1 needs a text side (qformer.vocab_size > 0 or text_tower='minilm')")
         self.ln_vision = tokenizer.ln_vision
         self.qformer = tokenizer.qformer
 
@@ -45,14 +48,9 @@ class Stage1Module(nn.Module):
         causal = self.qformer(self.ln_vision(vit_features))  # (B, Q, H)
         return F.normalize(self.qformer.vision_proj(causal[:, -1]), dim=-1)
 
-    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B, P) normalised [CLS] embedding of the text branch."""
-        states = self.qformer.encode_text(input_ids, attention_mask)  # (B, T, H)
-        return F.normalize(self.qformer.text_proj(states[:, 0]), dim=-1)
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         img = self.image_features(batch["vit_features"])
-        txt = self.text_features(batch["input_ids"], batch["attention_mask"])
+        txt = self.qformer.text_embedding(batch)  # (B, P)
         loss, acc = contrastive_loss(img, txt, self.qformer.temp)
         return {"loss": loss, "i2t_acc": acc, "temp": self.qformer.temp.detach()}
 
@@ -65,12 +63,21 @@ def prepare_stage1(tokenizer: SeedTokenizer) -> Stage1Module:
     return module
 
 
-def stage1_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, text_len: int = MAX_TEXT_LEN,
-                   feature_cache: str | None = None) -> dict[str, torch.Tensor]:
-    """Frozen ViT features (optionally cached on disk) and tokenized captions for every sample."""
+def text_inputs(config: QFormerConfig, captions: list[str], text_cache: str | None = None) -> dict[str, torch.Tensor]:
+    """What the text side reads: token ids for the own text branch, or the frozen MiniLM-L6
+    token states (cached per caption list in ``text_cache``) for ``text_tower='minilm'``."""
+    if config.has_text_head:
+        states, mask = cached_text_states(captions, TEXT_STATE_LEN, text_cache)
+        return {"text_states": states, "text_mask": mask}
+    ids, mask = tokenize(captions, min(MAX_TEXT_LEN, config.max_text_len))
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def stage1_tensors(tokenizer: SeedTokenizer, data: ImageTextSet, feature_cache: str | None = None,
+                   text_cache: str | None = None) -> dict[str, torch.Tensor]:
+    """Frozen ViT features (optionally cached on disk) and the text side's inputs for every sample."""
     vit = frozen_features(tokenizer.vision, tokenizer.vision.eval(), data.pixels, feature_cache, "vit")
-    ids, mask = tokenize(data.captions, min(text_len, tokenizer.qformer.config.max_text_len))
-    return {"vit_features": vit, "input_ids": ids, "attention_mask": mask}
+    return {"vit_features": vit, **text_inputs(tokenizer.qformer.config, data.captions, text_cache)}
 
 
 def clamp_temperature(module: Stage1Module):
@@ -87,6 +94,7 @@ def train_stage1(
 ) -> dict[str, Any]:
     """Run stage 1 in place on ``tokenizer``; returns the loop summary."""
     module = prepare_stage1(tokenizer)
-    tensors = data if isinstance(data, dict) else stage1_tensors(tokenizer, data, feature_cache=args.extra.get("feature_cache"))
+    tensors = data if isinstance(data, dict) else stage1_tensors(
+        tokenizer, data, args.extra.get("feature_cache"), args.extra.get("text_cache"))
     run_info = {"stage": "stage1", "config": tokenizer.config.to_dict()}
     return fit(module, TensorBatches(tensors, args.seed), args, run_info, clamp_temperature(module), accelerator)

@@ -93,6 +93,18 @@ class Stage2Module(nn.Module):
         }
 
 
+@torch.no_grad()
+def init_generation_head(tokenizer: SeedTokenizer, targets: torch.Tensor) -> None:
+    """Start ``generation_proj`` at the target statistics: bias = the per-dimension mean of the
+    targets (B, L, G), weights scaled down so the start is that mean. Text-encoder states have
+    large per-dimension means (half of MiniLM's target energy); from PyTorch's default init AdamW
+    moves a bias by at most the sum of its learning rates, and stage 2 settled near a constant
+    worse than the per-position mean (docs/training.md)."""
+    proj = tokenizer.generation_proj
+    proj.bias.copy_(targets.float().mean(dim=(0, 1)))
+    proj.weight.mul_(0.1)
+
+
 def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = None, weights=DEFAULT_WEIGHTS) -> Stage2Module:
     """Freezing policy of stage 2: ViT, ln_vision and Causal Q-Former frozen; the rest trains."""
     freeze(tokenizer)
@@ -126,6 +138,8 @@ def train_stage2(
     accelerator=None,
 ) -> tuple[dict[str, Any], Stage2Module]:
     """Run stage 2 in place on ``tokenizer``; returns (loop summary, trained module)."""
+    if args.extra.get("init_generation_head", True):
+        init_generation_head(tokenizer, tensors["target"])
     module = prepare_stage2(tokenizer, recon, args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     acc = accelerator or make_accelerator(args)
     monitor = CodebookMonitor(module.quantizer, tokenizer.config.num_tokens, args.seed, acc, reinit, health_every)
