@@ -46,7 +46,7 @@ def test_stage1_then_stage2_give_loadable_models(world, capsys):
     data, s1, s2 = world / "shapes", world / "s1", world / "s2"
     common = ["--data", str(data), "--steps", "3", "--batch-size", "8", "--cache-dir", str(world / "cache")]
     assert _run("stage1", *common, "--out", str(s1), "--encoder", str(world / "enc.safetensors")) == 0
-    assert from_pretrained(s1).config.qformer.has_text_branch
+    assert from_pretrained(s1).config.qformer.has_text_head  # tiny-stage1: frozen MiniLM + head
     assert _run("stage2", *common, "--out", str(s2), "--init", str(s1), "--codebook", "cosine") == 0
     model = from_pretrained(s2)
     assert model.config.codebook.kind == "cosine"

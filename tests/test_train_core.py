@@ -186,7 +186,8 @@ def test_shipped_standin_encoder_loads_strictly_with_provenance():
     model = SeedTokenizer(get_preset("tiny"))
     load_vision_weights(model, TINY_ENCODER)
     provenance = json.loads(TINY_ENCODER.with_suffix(".json").read_text())
-    assert {"command", "steps", "wall_s", "val_retrieval", "data"} <= set(provenance)
+    assert {"command", "steps", "wall_s", "cpu_s", "probe", "data"} <= set(provenance)
+    assert provenance["probe"]["color_shape_size"] >= 0.90  # what a Q-Former can read (issue 15)
     total = sum(p.stat().st_size for p in TINY_ENCODER.parent.iterdir())
     assert total <= 20 * 1024 * 1024
 

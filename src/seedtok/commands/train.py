@@ -42,6 +42,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--target", choices=["canonical", "caption"],
                     help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
+    pr = tsub.add_parser("probe", help="per-cell-average linear probe of an image encoder (what a Q-Former can read)")
+    pr.add_argument("--data", required=True, help="shapes-world directory (seedtok data shapes)")
+    pr.add_argument("--encoder", help="stand-in ViT weights (vision.* keys; default: the shipped one)")
+    pr.add_argument("--model", help="or a model directory: probe its ViT")
+    pr.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="ViT architecture of --encoder")
+    pr.add_argument("--split", default="test", help="split to score on (default: test)")
+    pr.add_argument("--train-images", type=int, default=4000, help="train images the probe is fitted on")
+    pr.add_argument("--out", help="also write the result as JSON here")
+    pr.add_argument("--threads", type=int, help="torch CPU threads")
+    pr.set_defaults(func=cmd_probe)
     b = tsub.add_parser("bench", help="tiny world: stages 1 + 2 wall time, retrieval, codebook usage (JSON)")
     b.add_argument("--data", required=True, help="shapes-world directory (seedtok data shapes)")
     b.add_argument("--out", default="bench/train", help="working + output directory")
@@ -136,4 +146,19 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir)
     _print(report["summary"])
+    return 0
+
+
+def cmd_probe(a: argparse.Namespace) -> int:
+    import torch
+
+    from seedtok.fileio import atomic_write_json
+    from seedtok.train.runs import probe_encoder
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    result = probe_encoder(a.data, a.encoder, a.model, a.preset, a.split, a.train_images)
+    if a.out:
+        atomic_write_json(a.out, result)
+    _print(result)
     return 0

@@ -39,6 +39,19 @@ def encoder_probe(vision: torch.nn.Module, train_pixels: torch.Tensor, train_sce
     return cell_probe(feats[0], train_scenes, feats[1], test.scenes)
 
 
+def pixel_probe(patch_size: int, train_pixels: torch.Tensor, train_scenes: list, test: ImageTextSet) -> dict[str, Any]:
+    """The same probe on raw pixel patches (B, P, 3*p*p) averaged per cell: the baseline an
+    encoder should beat."""
+    from seedtok.eval.probe import cell_average, cell_probe, patch_cells
+
+    def patches(px: torch.Tensor) -> torch.Tensor:
+        return F.unfold(px, patch_size, stride=patch_size).transpose(1, 2)  # (B, P, 3*p*p)
+
+    cells = patch_cells(test.pixels.shape[-1], patch_size)
+    feats = [cell_average(patches(px), cells) for px in (train_pixels, test.pixels)]
+    return cell_probe(feats[0], train_scenes, feats[1], test.scenes)
+
+
 @torch.no_grad()
 def text_features(model: SeedTokenizer, captions: list[str], text_cache: str | None = None) -> torch.Tensor:
     """Captions -> (N, P) normalised stage-1 text features (own text branch or MiniLM head)."""

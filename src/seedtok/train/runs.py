@@ -40,7 +40,12 @@ RECON_NAME = "reconstruction.safetensors"
 
 
 def default_cache(data: str, cache_dir: str | None) -> str:
-    return cache_dir or str(Path(data) / ".seedtok-cache")
+    """Text-state cache: ``cache_dir``, else ``.seedtok-cache`` in the dataset folder (beside a
+    shard file or pattern)."""
+    if cache_dir:
+        return cache_dir
+    path = Path(data)
+    return str((path if path.is_dir() else path.parent) / ".seedtok-cache")
 
 
 def with_codebook(config: TokenizerConfig, kind: str | None) -> TokenizerConfig:
@@ -105,6 +110,28 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
     }
     _write_json(out / "provenance.json", provenance)
     return provenance
+
+
+def probe_encoder(data: str, encoder: str | None = None, model_dir: str | None = None, preset: str = "tiny",
+                  split: str = "test", train_images: int = 4000) -> dict[str, Any]:
+    """``seedtok train probe``: the per-cell-average linear probe of a ViT (a stand-in file, by
+    default the shipped one, or a model directory's), beside the same probe on raw pixels."""
+    from seedtok.train.evaluate import encoder_probe, pixel_probe
+
+    if model_dir:
+        vision = load_tokenizer(model_dir).vision
+    else:
+        model = SeedTokenizer(get_preset(preset))
+        load_vision_weights(model, encoder or TINY_ENCODER)
+        vision = model.vision
+    size = vision.config.image_size
+    train = load_image_text(data, "train", size, train_images)
+    test = load_image_text(data, split, size)
+    if any(not isinstance(s, dict) for s in train.scenes + test.scenes):
+        raise TrainingError("the probe needs scene metadata (a shapes-world dataset)")
+    return {"encoder": str(model_dir or encoder or TINY_ENCODER), "split": split, "train_images": len(train),
+            "encoder_probe": encoder_probe(vision, train.pixels, train.scenes, test),
+            "pixel_probe": pixel_probe(vision.config.patch_size, train.pixels, train.scenes, test)}
 
 
 def build_stage1_model(preset: str, encoder: str | None, init: str | None, qformer_init: str | None) -> SeedTokenizer:

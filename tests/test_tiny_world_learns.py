@@ -1,0 +1,163 @@
+"""Issue 15's pieces: the conv-stem stand-in ViT and its per-patch cell objective, the
+cell-average probe, the MiniLM text tower of stage 1, stage 2's generation-head start and the
+canonical generation targets. Each is a fast smoke test; the learned quality is a benchmark
+(``seedtok train bench`` / ``seedtok train probe``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from train_helpers import blocks_world, micro_config
+
+from seedtok.config import ConfigError, QFormerConfig, TokenizerConfig, VisionConfig, get_preset
+from seedtok.data.scene import Scene, ShapeObject, caption
+from seedtok.eval.probe import cell_average, cell_labels, cell_probe, num_classes, patch_cells
+from seedtok.models import SeedTokenizer
+from seedtok.models.vit import ConvStem, VisionTransformer
+from seedtok.train import TrainArgs, TrainingError
+from seedtok.train.data import ImageTextSet, TensorBatches
+from seedtok.train.stage1 import train_stage1
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SCENE = Scene((ShapeObject("star", "red", "large", "top left"), ShapeObject("circle", "blue", "small", "center")))
+
+
+def test_conv_stem_keeps_the_token_grid_and_config_round_trips():
+    vc = get_preset("tiny").vision
+    assert vc.stem == "conv"
+    vit = VisionTransformer(vc)
+    assert isinstance(vit.patch_embed, ConvStem)
+    assert vit(torch.randn(2, 3, 64, 64)).shape == (2, 65, 128)
+    assert TokenizerConfig.from_dict(get_preset("tiny").to_dict()) == get_preset("tiny")
+    with pytest.raises(ConfigError, match="power-of-two"):
+        VisionConfig(image_size=60, patch_size=6, stem="conv")
+    with pytest.raises(ConfigError, match="stem"):
+        VisionConfig(stem="other")
+    legacy = get_preset("tiny").to_dict()
+    del legacy["vision"]["stem"]  # model directories written before the field: patch embedding
+    assert TokenizerConfig.from_dict(legacy).vision.stem == "patch"
+
+
+def test_cell_labels_patch_cells_and_cell_average():
+    labels = cell_labels([SCENE.to_dict()])
+    assert labels.shape == (1, 9, 3)
+    empty = torch.tensor([n - 1 for n in num_classes()])
+    assert labels[0, 0].tolist() == [0, 4, 1]  # red, star, large at the top left
+    assert labels[0, 4].tolist() == [5, 0, 0]  # blue, circle, small in the center
+    assert all(torch.equal(labels[0, c], empty) for c in (1, 2, 3, 5, 6, 7, 8))
+    cells = patch_cells(64, 8)  # 8x8 patches: centres 4, 12, 20 | 28, 36 | 44, 52, 60 px
+    grid = cells.view(8, 8)
+    assert grid[0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2] and grid[:, 0].tolist() == [0, 0, 0, 3, 3, 6, 6, 6]
+    tokens = torch.arange(64.0).view(1, 64, 1)
+    avg = cell_average(tokens, cells)
+    assert avg.shape == (1, 9, 1) and float(avg[0, 0, 0]) == pytest.approx(torch.tensor([0, 1, 2, 8, 9, 10, 16, 17, 18.0]).mean())
+
+
+def test_cell_probe_reads_informative_features_and_not_noise():
+    from seedtok.data.scene import COLORS, POSITIONS, SHAPES
+
+    g = torch.Generator().manual_seed(0)
+    scenes = []
+    for i in range(120):
+        cells = torch.randperm(9, generator=g)[: 1 + i % 3].tolist()
+        scenes.append(Scene(tuple(ShapeObject(SHAPES[(i + c) % 5], list(COLORS)[(i * 3 + c) % 7], "small" if (i + c) % 2 else "large",
+                                              POSITIONS[c]) for c in cells)).to_dict())
+    labels = cell_labels(scenes)  # (N, 9, 3)
+    informative = torch.cat([torch.nn.functional.one_hot(labels[..., j], n).float() for j, n in enumerate(num_classes())], -1)
+    good = cell_probe(informative[:80], scenes[:80], informative[80:], scenes[80:], steps=100)
+    assert good["color_shape_size"] == 1.0
+    noise = torch.randn(informative.shape, generator=g)
+    bad = cell_probe(noise[:80], scenes[:80], noise[80:], scenes[80:], steps=100)
+    assert bad["color_shape_size"] < 0.3
+
+
+def test_encoder_cell_objective_learns_one_batch(tmp_path):
+    from seedtok.data.render import render_array
+    from seedtok.train.encoder import EncoderPretrainModule
+    from seedtok.train.loop import fit
+
+    torch.manual_seed(0)
+    vc = VisionConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, mlp_hidden_size=64, stem="conv")
+    module = EncoderPretrainModule(vc)
+    pixels = torch.stack([torch.as_tensor(render_array(SCENE, 32)).permute(2, 0, 1).float() / 127.5 - 1] * 4)
+    batch = {"pixel_values": pixels, "cell_labels": cell_labels([SCENE] * 4)}
+    args = TrainArgs(out=str(tmp_path), steps=40, batch_size=4, lr=3e-3, warmup=2, ckpt_every=1000, progress=False)
+    fit(module, TensorBatches(batch), args, {"stage": "encoder"})
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < 0.3 * rows[0]["loss"] and rows[-1]["patch_acc"] > 0.9
+    assert set(module.vision_state_dict()) == {f"vision.{k}" for k in module.vision.state_dict()}
+
+
+def minilm_world(n: int = 16) -> tuple[SeedTokenizer, dict[str, torch.Tensor]]:
+    """Micro tokenizer with the MiniLM text tower; 'states' are fixed random vectors per caption."""
+    torch.manual_seed(0)
+    config = micro_config(vocab_size=0)
+    config = config.replace(qformer=dataclasses.replace(config.qformer, text_tower="minilm", text_state_dim=24))
+    tokenizer = SeedTokenizer(config)
+    data = blocks_world(n)
+    g = torch.Generator().manual_seed(2)
+    per_caption = {c: torch.randn(6, 24, generator=g) for c in sorted(set(data.captions))}
+    states = torch.stack([per_caption[c] for c in data.captions])
+    mask = torch.ones(n, 6, dtype=torch.long)
+    mask[:, 5] = 0
+    with torch.no_grad():
+        vit = tokenizer.vision.eval()(data.pixels)
+    return tokenizer, {"vit_features": vit, "text_states": states, "text_mask": mask}
+
+
+def test_minilm_text_tower_is_a_config_choice_and_trains_in_stage1(tmp_path):
+    assert get_preset("tiny-stage1").qformer.text_tower == "minilm" and not get_preset("tiny-stage1").qformer.has_text_branch
+    assert get_preset("seed1-stage1").qformer.text_tower == "qformer" and get_preset("seed1-stage1").qformer.has_text_branch
+    with pytest.raises(ConfigError, match="vocab_size"):
+        QFormerConfig(vocab_size=10, text_tower="minilm")
+    tokenizer, tensors = minilm_world(16)
+    assert not hasattr(tokenizer.qformer, "word_embed") and hasattr(tokenizer.qformer, "text_head")
+    start = tokenizer.qformer.text_head.inp.weight.detach().clone()
+    args = TrainArgs(out=str(tmp_path), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000, progress=False)
+    train_stage1(tokenizer, tensors, args)
+    curve = [json.loads(l)["loss"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert curve[-1] <= 0.5 * curve[0], (curve[0], curve[-1])
+    assert not torch.equal(start, tokenizer.qformer.text_head.inp.weight)  # the head trains
+
+
+def test_stage2_generation_head_starts_at_the_target_mean():
+    from seedtok.train.stage2 import init_generation_head, prepare_stage2, stage2_tensors
+
+    tokenizer, _ = minilm_world(8)
+    data = blocks_world(8)
+    g = torch.Generator().manual_seed(3)
+    L, G = tokenizer.config.generation_len, tokenizer.config.generation_dim
+    offset = 5.0 * torch.randn(G, generator=g)  # large per-dimension means, like MiniLM's states
+    targets = offset + 0.3 * torch.randn(8, L, G, generator=g)
+    tensors = stage2_tensors(tokenizer, data, targets)
+    module = prepare_stage2(tokenizer)
+    with torch.no_grad():
+        before = module(TensorBatches(tensors).batch(0, 0, 1, 8))["mse"]
+    init_generation_head(tokenizer, targets)
+    with torch.no_grad():
+        after = module(TensorBatches(tensors).batch(0, 0, 1, 8))["mse"]
+    constant = float(((targets - targets.mean((0, 1))) ** 2).mean())
+    assert torch.allclose(tokenizer.generation_proj.bias, targets.mean((0, 1)))
+    assert float(after) < 1.5 * constant < float(before), (float(before), float(after), constant)
+
+
+def test_canonical_generation_targets_come_from_the_scene():
+    from seedtok.train.runs import default_target, generation_captions
+
+    data = ImageTextSet(torch.zeros(2, 3, 8, 8), [caption(SCENE, template=3), caption(SCENE, template=2)], ["a", "b"],
+                        [SCENE.to_dict(), SCENE.to_dict()])
+    assert default_target(data) == "canonical"
+    canonical = generation_captions(data, "canonical")
+    assert canonical == [caption(SCENE, template=0)] * 2  # one fixed template, whatever the sample's
+    assert generation_captions(data, "caption") == data.captions
+    plain = ImageTextSet(torch.zeros(1, 3, 8, 8), ["a cat"], ["c"], [None])
+    assert default_target(plain) == "caption"
+    with pytest.raises(TrainingError, match="scene metadata"):
+        generation_captions(plain, "canonical")
+    with pytest.raises(TrainingError, match="must be"):
+        generation_captions(data, "other")
