@@ -22,9 +22,11 @@ def load_tokenizer(model_dir: str | os.PathLike | None = None, preset: str = "ti
     initialised ``preset`` (seeded, so its ids are reproducible; useful for plumbing only)."""
     if model_dir is not None:
         return from_pretrained(model_dir)
+    from seedtok.models.seed2 import build_tokenizer
+
     config = get_preset(preset)
     torch.manual_seed(seed)
-    return SeedTokenizer(config).eval()
+    return build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
 
 
 @dataclass

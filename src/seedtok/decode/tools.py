@@ -75,6 +75,9 @@ def resolve_decoder(config: Any, decoder: str | None, model_dir: str | None) -> 
         return decoder
     if model_dir is not None and (Path(model_dir) / "decoder" / DECODER_CONFIG).is_file():
         return str(Path(model_dir) / "decoder")
+    if getattr(config, "kind", None) == "seed2":
+        raise DecoderLoadError("a SEED-2 tokenizer decodes through Stable unCLIP 2.1: pass --decoder DIR "
+                               "(stable-diffusion-2-1-unclip in diffusers layout)")
     if config.generation_dim == 768:
         raise DecoderLoadError(
             "a SEED-1 tokenizer decodes through Stable Diffusion 1.x: pass --decoder DIR (diffusers layout) "
