@@ -17,7 +17,7 @@ TEXT_DIM = 32
 TINY_SEED2 = Seed2Config(
     vision=VisionConfig(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=4, mlp_hidden_size=64),
     qformer=QFormerConfig(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, num_queries=32, encoder_width=32),
-    codebook=CodebookConfig(codebook_size=64, codebook_dim=8),
+    codebook=CodebookConfig(codebook_size=8192, codebook_dim=8),  # SEED-LLaMA reads 8192 codes
     decoder=DecoderBlocksConfig(num_layers=1, num_heads=4),
     down_dims=(16, 8, 4),
     image_embed_dim=EMBED_DIM,
@@ -78,4 +78,37 @@ def save_dummy_unclip_dir(folder: Path) -> Path:
     pipe = dummy_unclip(folder)
     root = folder / "unclip"
     pipe.save_pretrained(root, safe_serialization=True)
+    return root
+
+
+WORDS = ("a an the cat dog photo of on in with grass green red blue picture image animal what is this "
+         "please provide accurate and concise description given generate can you make wear sunglasses").split()
+
+
+def save_tiny_seed_llama(folder: Path, seed: int = 0) -> Path:
+    """A tiny random LLaMA with SEED-LLaMA's vocabulary layout: 32,000 text tokens (ids 0/1/2 =
+    <unk>/<s>/</s> as in LLaMA), then <img_00000>..<img_08191> at 32,000 + code, then <img>, </img>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for w in WORDS + ["?", ".", ":", "USER", "ASSISTANT", "[INST]", "[/INST]"]:
+        vocab.setdefault("\u2581" + w, len(vocab))
+        vocab.setdefault(w, len(vocab))
+    while len(vocab) < 32000:
+        vocab[f"<filler_{len(vocab)}>"] = len(vocab)
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok = LlamaTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok.add_tokens([f"<img_{c:05d}>" for c in range(8192)], special_tokens=True)
+    tok.add_tokens(["<img>", "</img>"], special_tokens=True)
+    assert len(tok) == 40194
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False))
+    root = folder / "seed-llama-tiny"
+    model.save_pretrained(root)
+    tok.save_pretrained(root)
     return root

@@ -54,7 +54,7 @@ def test_encode_ids_embedding_image_of_requested_size(detok, tokenizer):
     from seedtok.api import encode_images
 
     [res] = encode_images(tokenizer, [SAMPLES / "chelsea.png"])
-    assert len(res.ids) == 32 and all(0 <= i < 64 for i in res.ids)
+    assert len(res.ids) == 32 and all(0 <= i < 8192 for i in res.ids)
     emb = tokenizer.decode_ids(torch.tensor([res.ids]))
     assert emb.shape == (1, EMBED_DIM)
     out = detok(ids=[res.ids], num_inference_steps=2, height=48, width=64)
@@ -79,7 +79,7 @@ def test_defaults_are_the_reference_decode():
 
 def test_bad_inputs(detok):
     with pytest.raises(DecodeError, match="out of range"):
-        detok(ids=torch.full((1, 32), 64), num_inference_steps=1, height=32, width=32)
+        detok(ids=torch.full((1, 32), 8192), num_inference_steps=1, height=32, width=32)
     with pytest.raises(DecodeError, match="shape"):
         detok(embeds=torch.zeros(1, EMBED_DIM + 1), num_inference_steps=1, height=32, width=32)
     with pytest.raises(DecodeError, match="multiples"):
