@@ -102,3 +102,28 @@ def test_wrong_tokenizer_for_decoder(unclip_dir, tiny_model, tmp_path):
     sd = save_dummy_sd_dir(tmp_path)
     with pytest.raises(DecoderLoadError, match="Stable unCLIP"):
         load_detokenizer(sd, tiny_seed2())
+
+
+def test_cli_reconstruct_and_decode_with_seed2(unclip_dir, tokenizer, tmp_path, capsys):
+    import json
+
+    from seedtok.checkpoint import save_pretrained
+    from seedtok.cli import main
+
+    model = save_pretrained(tokenizer, tmp_path / "seed2")
+    size = ["--steps", "2", "--height", "32", "--width", "48"]
+    out = tmp_path / "recon"
+    assert main(["reconstruct", str(SAMPLES / "coffee.png"), "--model", str(model), "--decoder", str(unclip_dir),
+                 "--out", str(out), *size]) == 0
+    from PIL import Image
+
+    assert Image.open(out / "grid.png").size[1] > 0
+    assert main(["encode", str(SAMPLES / "coffee.png"), "--model", str(model), "--json"]) == 0
+    ids = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ids"]
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    assert main(["decode", str(tmp_path / "ids.json"), "--model", str(model), "--decoder", str(unclip_dir),
+                 "--out", str(tmp_path / "dec"), *size]) == 0
+    [png] = list((tmp_path / "dec").glob("*.png"))
+    assert Image.open(png).size == (48, 32)
+    assert main(["decode", str(tmp_path / "ids.json"), "--model", str(model), "--out", str(tmp_path / "x")]) == 1
+    assert "Stable unCLIP" in capsys.readouterr().err  # a SEED-2 model needs --decoder
