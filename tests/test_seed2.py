@@ -212,3 +212,17 @@ def test_config_round_trip():
     cfg = get_preset("seed2")
     back = config_from_dict(json.loads(cfg.to_json()))
     assert back == cfg and back.down_dims == (256, 128, 32) and isinstance(back.down_dims[0], int)
+
+
+def test_convert_refuses_the_other_release(tmp_path, capsys):
+    """`seedtok convert --seed2` on SEED-1 files, and SEED-1 conversion on a SEED-2 file."""
+    from seedtok.cli import main
+
+    seed1 = read_state_dict(GOLDEN / "seed1_small" / "weights.safetensors")
+    torch.save({"model": seed1}, tmp_path / "seed_tokenizer.pth")
+    assert main(["convert", "--seed2", "--seed-quantizer", str(tmp_path / "seed_tokenizer.pth"), "--out", str(tmp_path / "a")]) == 1
+    assert "SEED-1 checkpoint, not SEED-2" in capsys.readouterr().err
+    eva, quant = _split_like_release(tmp_path)
+    args = ["convert", "--eva-vit", str(eva), "--causal-qformer", str(quant), "--seed-tokenizer", str(quant)]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 1
+    assert "SEED-2 (SEED-LLaMA seed_quantizer.pt) checkpoint, not SEED-1" in capsys.readouterr().err
