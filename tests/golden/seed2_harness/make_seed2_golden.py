@@ -5,7 +5,15 @@ at reduced widths, with deterministic random weights. Network-touching construct
 (bert-base-uncased tokenizer/config/weights, eva_vit_g.pth) are replaced by local builds of the
 same reference classes; timm is stubbed (only trivial helpers are imported from it).
 
-usage: PYTHONPATH=stubs:. venv/bin/python make_seed2_golden.py OUT_DIR [--manifest PATH]
+How tests/golden/seed2_small was made (2026-11-30, torch 2.13.0 CPU, transformers 4.30.2 as the
+reference's requirements.txt pins, in a separate venv; timm is not installable beside torch 2.13):
+
+    git -C SEED checkout main   # AILab-CVC/SEED
+    PYTHONPATH=tests/golden/seed2_harness/timm_stub:tests/golden/seed2_harness:SEED \
+        python make_seed2_golden.py OUT_DIR IMAGES_DIR     # IMAGES_DIR: the three bundled PNGs
+    PYTHONPATH=(same) python make_seed2_manifest.py tests/golden/seed2_manifest.json
+
+Not part of the package or the test suite.
 """
 import json
 import shutil
