@@ -3,7 +3,6 @@ unCLIP components built from small configs as diffusers' own fast tests build th
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch

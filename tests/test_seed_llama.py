@@ -121,3 +121,16 @@ def test_cli_errors_name_the_problem(dirs, capsys):
 
 def test_load_llm_dispatches(dirs):
     assert isinstance(load_llm(dirs.llm, "llama2"), SeedLlama)
+
+
+def test_missing_tokenizer_is_named(dirs, tmp_path):
+    import shutil
+
+    bare = tmp_path / "llm-without-tokenizer"
+    bare.mkdir()
+    for f in dirs.llm.iterdir():
+        if f.name in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(f, bare / f.name)
+    with pytest.raises((FileNotFoundError, VocabularyError), match="--llm-tokenizer"):
+        SeedLlama.load(bare, template="vicuna")
+    assert SeedLlama.load(bare, template="vicuna", tokenizer_path=dirs.llm).vocab.image_offset == 32000

@@ -133,7 +133,11 @@ def _load_tokenizer(path: Path) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (ValueError, OSError, KeyError, AttributeError):  # e.g. tokenizer_class "SeedLlamaTokenizer"
-        return LlamaTokenizerFast.from_pretrained(path, local_files_only=True)
+        try:
+            return LlamaTokenizerFast.from_pretrained(path, local_files_only=True)
+        except (ValueError, OSError, KeyError, AttributeError, TypeError) as exc:
+            raise FileNotFoundError(f"{path}: cannot load a LLaMA tokenizer there ({exc}); pass --llm-tokenizer DIR, "
+                                    "a local copy of the SEED-LLaMA tokenizer (seed-tokenizer-2)") from None
 
 
 class SeedLlama:
