@@ -226,3 +226,33 @@ def test_convert_refuses_the_other_release(tmp_path, capsys):
     args = ["convert", "--eva-vit", str(eva), "--causal-qformer", str(quant), "--seed-tokenizer", str(quant)]
     assert main([*args, "--out", str(tmp_path / "b")]) == 1
     assert "SEED-2 (SEED-LLaMA seed_quantizer.pt) checkpoint, not SEED-1" in capsys.readouterr().err
+
+
+def test_bilinear_resample_matches_the_reference_scripts(golden, tmp_path, monkeypatch, capsys):
+    """clip_transform.yaml's Resize((224, 224)) is torchvision's default bilinear, which on a PIL
+    image is PIL's bilinear resize; a SEED-2 config with resample='bilinear' encodes that way."""
+    import numpy as np
+    from PIL import Image
+
+    import seedtok.checkpoint_seed2 as ck2
+    from seedtok.api import encode_images
+    from seedtok.cli import main
+    from seedtok.config import CLIP_MEAN, CLIP_STD
+    from seedtok.image import normalize
+
+    img = Image.open(SEED2_DIR / "coffee.png").convert("RGB")
+    want = np.asarray(img.resize((224, 224), Image.BILINEAR), dtype=np.float32) / 255.0
+    want = (torch.from_numpy(want).permute(2, 0, 1) - torch.tensor(CLIP_MEAN)[:, None, None]) / torch.tensor(CLIP_STD)[:, None, None]
+    bilinear = normalize(img, 224, resample="bilinear")
+    assert torch.equal(bilinear, want) and (bilinear - normalize(img, 224)).abs().max() > 0.01
+    eva, quant = _split_like_release(tmp_path)
+    monkeypatch.setattr(ck2, "get_preset", lambda name: golden_config())
+    out = tmp_path / "bilinear"
+    assert main(["convert", "--seed2", "--seed-quantizer", str(quant), "--eva-vit", str(eva), "--resample", "bilinear",
+                 "--out", str(out)]) == 0
+    model = from_pretrained(out)
+    assert model.config.resample == "bilinear"
+    [res] = encode_images(model, [SEED2_DIR / "coffee.png"])
+    assert res.ids == model.encode(bilinear.unsqueeze(0))[0][0].tolist()
+    assert main(["convert", "--eva-vit", str(eva), "--causal-qformer", str(quant), "--seed-tokenizer", str(quant),
+                 "--resample", "bilinear", "--out", str(tmp_path / "x")]) == 1

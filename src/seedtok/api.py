@@ -47,7 +47,8 @@ def encode_images(
     ready: list[tuple[int, torch.Tensor]] = []
     for i, (img, name) in enumerate(zip(images, names)):
         try:
-            ready.append((i, normalize(load_image(img, name), size, model.config.image_mean, model.config.image_std)))
+            cfg = model.config  # a SEED-2 config may ask for the reference scripts' bilinear resize
+            ready.append((i, normalize(load_image(img, name), size, cfg.image_mean, cfg.image_std, getattr(cfg, "resample", "bicubic"))))
             results.append(EncodeResult(name, None))
         except ImageError as exc:
             results.append(EncodeResult(name, None, str(exc)))

@@ -388,10 +388,14 @@ class Seed2Config:
     image_embed_dim: int = 1024
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
+    # 224 x 224 resize: "bicubic" as the reference ImageTokenizer.processor (interpolation=3);
+    # "bilinear" as the reference scripts' clip_transform.yaml (torchvision Resize default).
+    resample: str = "bicubic"
     kind: str = "seed2"  # stored in config.json so a model directory says which tokenizer it is
 
     def __post_init__(self) -> None:
         _check(self.kind == "seed2", f"Seed2Config.kind must be 'seed2', got {self.kind!r}")
+        _check(self.resample in ("bicubic", "bilinear"), f"resample must be 'bicubic' or 'bilinear', got {self.resample!r}")
         _positive(self, "ln_vision_eps", "image_embed_dim")
         _check(len(self.down_dims) >= 1 and all(float(d).is_integer() and d > 0 for d in self.down_dims),
                f"down_dims must be positive integers, got {self.down_dims!r}")

@@ -28,6 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed-tokenizer", help="path to seed_tokenizer.pth (SEED-1)")
     p.add_argument("--seed2", action="store_true", help="convert the SEED-2 (SEED-LLaMA) tokenizer: --seed-quantizer [--eva-vit]")
     p.add_argument("--seed-quantizer", help="path to seed_quantizer.pt (SEED-2, from seed-tokenizer-2)")
+    p.add_argument("--resample", choices=("bicubic", "bilinear"), default="bicubic",
+                   help="SEED-2 input resize: bicubic as the reference ImageTokenizer's processor (default), "
+                   "bilinear as the reference scripts' clip_transform")
     p.add_argument("--out", required=True, help="output model directory")
     p.set_defaults(func=cmd_convert)
 
@@ -112,12 +115,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
             raise ValueError("--seed2 takes --seed-quantizer seed_quantizer.pt (and --eva-vit if it lacks the ViT), "
                              "not the SEED-1 files --causal-qformer / --seed-tokenizer")
         model, report = load_seed2_files(args.seed_quantizer, args.eva_vit)
+        if args.resample != model.config.resample:
+            model.config = model.config.replace(resample=args.resample)  # preprocessing only: weights unchanged
     else:
         missing = [f for f, v in (("--eva-vit", args.eva_vit), ("--causal-qformer", args.causal_qformer),
                                   ("--seed-tokenizer", args.seed_tokenizer)) if not v]
-        if missing or args.seed_quantizer:
+        if missing or args.seed_quantizer or args.resample != "bicubic":
             raise ValueError(f"SEED-1 conversion needs --eva-vit, --causal-qformer and --seed-tokenizer (missing {missing}); "
-                             "for SEED-2's seed_quantizer.pt add --seed2")
+                             "--seed-quantizer and --resample are for SEED-2 (add --seed2)")
         model, report = load_reference_files(args.eva_vit, args.causal_qformer, args.seed_tokenizer)
     for key, why in sorted(report.ignored.items()):
         print(f"  ignored {key}: {why}")

@@ -96,7 +96,8 @@ def reconstruct(
     its ids, the ids are decoded to generation embeddings and drawn by the de-tokenizer."""
     cfg = tokenizer.config
     originals = [load_image(img, name) for img, name in zip(images, names)]
-    pixels = torch.stack([normalize(im, cfg.vision.image_size, cfg.image_mean, cfg.image_std) for im in originals])
+    resample = getattr(cfg, "resample", "bicubic")  # SEED-2 configs may choose bilinear
+    pixels = torch.stack([normalize(im, cfg.vision.image_size, cfg.image_mean, cfg.image_std, resample) for im in originals])
     ids, _ = tokenizer.encode(pixels)
     out = detok(ids=ids, **options)
     return originals, out.images, ids
