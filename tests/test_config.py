@@ -3,14 +3,16 @@ import json
 
 import pytest
 
-from seedtok.config import PRESETS, ConfigError, TokenizerConfig, config_from_parity_meta, get_preset
+from seedtok.config import PRESETS, ConfigError, TokenizerConfig, config_from_dict, config_from_parity_meta, get_preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_round_trips_through_dict_and_json(name):
     cfg = get_preset(name)
-    assert TokenizerConfig.from_dict(cfg.to_dict()) == cfg
-    assert TokenizerConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    cls = type(cfg)  # TokenizerConfig, or Seed2Config for seed2
+    assert cls.from_dict(cfg.to_dict()) == cfg
+    assert cls.from_dict(json.loads(cfg.to_json())) == cfg
+    assert config_from_dict(json.loads(cfg.to_json())) == cfg
 
 
 def test_seed1_is_paper_exact():

@@ -22,9 +22,11 @@ def load_tokenizer(model_dir: str | os.PathLike | None = None, preset: str = "ti
     initialised ``preset`` (seeded, so its ids are reproducible; useful for plumbing only)."""
     if model_dir is not None:
         return from_pretrained(model_dir)
+    from seedtok.models.seed2 import build_tokenizer
+
     config = get_preset(preset)
     torch.manual_seed(seed)
-    return SeedTokenizer(config).eval()
+    return build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
 
 
 @dataclass
@@ -45,7 +47,8 @@ def encode_images(
     ready: list[tuple[int, torch.Tensor]] = []
     for i, (img, name) in enumerate(zip(images, names)):
         try:
-            ready.append((i, normalize(load_image(img, name), size, model.config.image_mean, model.config.image_std)))
+            cfg = model.config  # a SEED-2 config may ask for the reference scripts' bilinear resize
+            ready.append((i, normalize(load_image(img, name), size, cfg.image_mean, cfg.image_std, getattr(cfg, "resample", "bicubic"))))
             results.append(EncodeResult(name, None))
         except ImageError as exc:
             results.append(EncodeResult(name, None, str(exc)))

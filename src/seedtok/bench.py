@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from seedtok.fileio import atomic_write_bytes
 from seedtok.config import get_preset
+from seedtok.models.seed2 import build_tokenizer
 from seedtok.models import SeedTokenizer
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def bench_encode(preset: str = "seed1", batch: int = 8, repeats: int = 3, seed: 
     config = get_preset(preset)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    model = SeedTokenizer(config).eval().requires_grad_(False)  # inference: frozen
+    model = build_tokenizer(config).eval().requires_grad_(False)  # inference: frozen; SEED-1 or SEED-2
     build_s = time.perf_counter() - t0
     pixels = sample_batch(config.vision.image_size, batch)
     extra: dict[str, Any] = {}

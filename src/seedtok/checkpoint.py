@@ -26,10 +26,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from seedtok.config import SEED1_TEXT_VOCAB, TokenizerConfig, get_preset
+from seedtok.config import SEED1_TEXT_VOCAB, TokenizerConfig, config_from_dict, get_preset
 from seedtok.fileio import atomic_write_bytes, sha256_file
 from seedtok.keymap import from_reference_key, ignore_reason, to_reference_key
 from seedtok.models import SeedTokenizer
+from seedtok.models.seed2 import build_tokenizer
 
 if TYPE_CHECKING:
     from seedtok.models.pixelvq import PixelVQTokenizer
@@ -74,6 +75,7 @@ def save_pretrained(model: SeedTokenizer, directory: str | os.PathLike) -> Path:
 
 
 def load_config(directory: str | os.PathLike) -> TokenizerConfig:
+    """The model's config (a :class:`~seedtok.config.Seed2Config` for a SEED-2 directory)."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: no {CONFIG_NAME} (not a seedtok model directory)")
@@ -81,7 +83,7 @@ def load_config(directory: str | os.PathLike) -> TokenizerConfig:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-    return TokenizerConfig.from_dict(meta.get("config", meta))
+    return config_from_dict(meta.get("config", meta))
 
 
 def from_pretrained(directory: str | os.PathLike, verify: bool = True) -> SeedTokenizer:
@@ -132,7 +134,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 # -- strict loading ---------------------------------------------------------------------------
 def _build(config: TokenizerConfig) -> SeedTokenizer:
     with torch.device("meta"):
-        return SeedTokenizer(config)
+        return build_tokenizer(config)  # SeedTokenizer, or Seed2Tokenizer for a Seed2Config
 
 
 def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -170,26 +172,34 @@ def to_reference_state_dict(model: SeedTokenizer) -> dict[str, torch.Tensor]:
 
 
 def map_reference_state_dict(
-    reference: Mapping[str, torch.Tensor], model_keys: set[str]
+    reference: Mapping[str, torch.Tensor], model_keys: set[str], from_key=from_reference_key, why_ignored=ignore_reason,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Rename reference keys to seedtok keys; ignored ones go to the report, unknown ones raise."""
+    """Rename reference keys to seedtok keys; ignored ones go to the report, unknown ones raise.
+    ``from_key`` / ``why_ignored`` are the key map's (SEED-1's by default; SEED-2's in
+    :mod:`seedtok.checkpoint_seed2`)."""
     report = LoadReport()
     mapped: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for ref_key, tensor in reference.items():
-        ours = from_reference_key(ref_key)
+        ours = from_key(ref_key)
         if ours is not None and ours in model_keys:
             mapped[ours] = tensor
             report.loaded.append(ref_key)
             continue
-        reason = ignore_reason(ref_key)
+        reason = why_ignored(ref_key)
         if reason is not None:
             report.ignored[ref_key] = reason
         else:
             unknown.append(ref_key)
+    if unknown and from_key is from_reference_key:
+        from seedtok.keymap_seed2 import release_mismatch
+
+        mismatch = release_mismatch(reference, "seed1")
+        if mismatch:
+            raise CheckpointError(mismatch)
     if unknown:
         hint = ""
-        if any("word_embeddings" in k or k in ("temp", "vision_proj.weight") for k in unknown):
+        if from_key is from_reference_key and any("word_embeddings" in k or k in ("temp", "vision_proj.weight") for k in unknown):
             hint = " (the checkpoint has a Q-Former text branch: use a config with qformer.vocab_size > 0, e.g. preset 'seed1-stage1')"
         raise CheckpointError(f"unexpected reference keys {_head(sorted(unknown))}{hint}")
     return mapped, report

@@ -127,10 +127,16 @@ def load_image(source: ImageInput, name: str | None = None) -> Image.Image:
     return to_rgb(img, label)
 
 
-def normalize(img: Image.Image, size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> torch.Tensor:
-    """RGB PIL image -> (3, size, size) float32: bicubic resize, /255, (x - mean) / std."""
+def normalize(
+    img: Image.Image, size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+    resample: str = "bicubic",
+) -> torch.Tensor:
+    """RGB PIL image -> (3, size, size) float32: bicubic (or ``resample='bilinear'``) resize,
+    /255, (x - mean) / std."""
+    if resample not in ("bicubic", "bilinear"):
+        raise ValueError(f"resample must be 'bicubic' or 'bilinear', got {resample!r}")
     if img.size != (size, size):
-        img = img.resize((size, size), Image.BICUBIC)
+        img = img.resize((size, size), Image.BICUBIC if resample == "bicubic" else Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
     x = torch.from_numpy(arr.copy()).permute(2, 0, 1)
     m = torch.tensor(mean, dtype=torch.float32)[:, None, None]

@@ -1,4 +1,6 @@
-"""Check seedtok against golden data produced by the reference SEED-1 code (DESIGN.md sec. 6).
+"""Check seedtok against golden data produced by the reference SEED-1 or SEED-2 code (DESIGN.md
+sec. 6). A ``meta.json`` with ``"release": "SEED-2"`` is a SEED-2 (SEED-LLaMA tokenizer) set,
+loaded through :func:`seedtok.checkpoint_seed2.seed2_from_reference`.
 
 A golden folder holds ``meta.json`` (the reduced architecture), ``weights.safetensors``
 (reference key names), the input images and ``outputs.safetensors`` (every intermediate).
@@ -33,6 +35,28 @@ FLOAT_KEYS = (
 )
 
 
+SEED2_FLOAT_KEYS = (
+    "pixel_values",
+    "vit_features",
+    "image_embeds",
+    "causal_embeds",
+    "codebook_inputs",
+    "quantized",
+    "decoded_embeds",
+    "down_embeds",
+    "unclip_embeds",
+)
+
+
+def is_seed2(meta: dict[str, Any]) -> bool:
+    return meta.get("release") == "SEED-2"
+
+
+def float_keys(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The float intermediates a golden set holds, in pipeline order."""
+    return SEED2_FLOAT_KEYS if is_seed2(meta) else FLOAT_KEYS
+
+
 def find_image(folder: Path, name: str) -> Path:
     for ext in (".png", ".jpg", ".jpeg", ".webp"):
         if (folder / f"{name}{ext}").is_file():
@@ -44,8 +68,15 @@ def load_golden(folder: str | os.PathLike) -> tuple[SeedTokenizer, torch.Tensor,
     """-> (model loaded through the reference loader, pixel values, golden outputs, meta)."""
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
-    config = config_from_parity_meta(meta)
-    model, _ = tokenizer_from_reference(read_state_dict(folder / "weights.safetensors"), config)
+    if is_seed2(meta):
+        from seedtok.checkpoint_seed2 import seed2_from_reference
+        from seedtok.config import seed2_config_from_parity_meta
+
+        config = seed2_config_from_parity_meta(meta)
+        model, _ = seed2_from_reference(read_state_dict(folder / "weights.safetensors"), config)
+    else:
+        config = config_from_parity_meta(meta)
+        model, _ = tokenizer_from_reference(read_state_dict(folder / "weights.safetensors"), config)
     images = [find_image(folder, n) for n in meta["images"]]
     pixels = preprocess(images, config.vision.image_size, config.image_mean, config.image_std)
     return model, pixels, load_file(str(folder / "outputs.safetensors")), meta
@@ -56,9 +87,11 @@ def check_parity(folder: str | os.PathLike) -> dict[str, Any]:
     """Max-abs differences of every float intermediate and whether the ids are equal."""
     model, pixels, golden, meta = load_golden(folder)
     out = model(pixels)
-    ours = {"pixel_values": pixels, **{k: getattr(out, k) for k in FLOAT_KEYS[1:]}}
-    diffs = {k: float((ours[k] - golden[k]).abs().max()) for k in FLOAT_KEYS if k in golden}
+    keys = float_keys(meta)
+    ours = {"pixel_values": pixels, **{k: getattr(out, k) for k in keys[1:]}}
+    diffs = {k: float((ours[k] - golden[k]).abs().max()) for k in keys if k in golden}
     return {
+        "release": meta.get("release", "SEED-1"),
         "images": meta["images"],
         "ids_equal": bool(torch.equal(out.ids, golden["ids"])),
         "max_abs_diff": diffs,

@@ -22,10 +22,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _model_args(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("convert", help="convert the released SEED-1 weights to a seedtok model directory")
-    p.add_argument("--eva-vit", required=True, help="path to eva_vit_g.pth (BLIP-2's EVA ViT-g)")
-    p.add_argument("--causal-qformer", required=True, help="path to causal_qformer.pth (SEED-1)")
-    p.add_argument("--seed-tokenizer", required=True, help="path to seed_tokenizer.pth (SEED-1)")
+    p = sub.add_parser("convert", help="convert the released SEED-1 (or, with --seed2, SEED-2) weights to a seedtok model directory")
+    p.add_argument("--eva-vit", help="path to eva_vit_g.pth (BLIP-2's EVA ViT-g); SEED-2: only if seed_quantizer.pt lacks the ViT")
+    p.add_argument("--causal-qformer", help="path to causal_qformer.pth (SEED-1)")
+    p.add_argument("--seed-tokenizer", help="path to seed_tokenizer.pth (SEED-1)")
+    p.add_argument("--seed2", action="store_true", help="convert the SEED-2 (SEED-LLaMA) tokenizer: --seed-quantizer [--eva-vit]")
+    p.add_argument("--seed-quantizer", help="path to seed_quantizer.pt (SEED-2, from seed-tokenizer-2)")
+    p.add_argument("--resample", choices=("bicubic", "bilinear"), default="bicubic",
+                   help="SEED-2 input resize: bicubic as the reference ImageTokenizer's processor (default), "
+                   "bilinear as the reference scripts' clip_transform")
     p.add_argument("--out", required=True, help="output model directory")
     p.set_defaults(func=cmd_convert)
 
@@ -82,12 +87,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     from seedtok.api import load_tokenizer
     from seedtok.checkpoint import load_config
     from seedtok.config import get_preset
-    from seedtok.models import SeedTokenizer
+    from seedtok.models.seed2 import build_tokenizer
     import torch
 
     config = load_config(args.model) if args.model else get_preset(args.preset)
     with torch.device("meta"):
-        model = SeedTokenizer(config)
+        model = build_tokenizer(config)
     print(config.to_json())
     total = 0
     print("\nparameters:")
@@ -103,7 +108,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from seedtok.checkpoint import load_reference_files, save_pretrained
 
-    model, report = load_reference_files(args.eva_vit, args.causal_qformer, args.seed_tokenizer)
+    if args.seed2:
+        from seedtok.checkpoint_seed2 import load_seed2_files
+
+        if not args.seed_quantizer or args.causal_qformer or args.seed_tokenizer:
+            raise ValueError("--seed2 takes --seed-quantizer seed_quantizer.pt (and --eva-vit if it lacks the ViT), "
+                             "not the SEED-1 files --causal-qformer / --seed-tokenizer")
+        model, report = load_seed2_files(args.seed_quantizer, args.eva_vit)
+        if args.resample != model.config.resample:
+            model.config = model.config.replace(resample=args.resample)  # preprocessing only: weights unchanged
+    else:
+        missing = [f for f, v in (("--eva-vit", args.eva_vit), ("--causal-qformer", args.causal_qformer),
+                                  ("--seed-tokenizer", args.seed_tokenizer)) if not v]
+        if missing or args.seed_quantizer or args.resample != "bicubic":
+            raise ValueError(f"SEED-1 conversion needs --eva-vit, --causal-qformer and --seed-tokenizer (missing {missing}); "
+                             "--seed-quantizer and --resample are for SEED-2 (add --seed2)")
+        model, report = load_reference_files(args.eva_vit, args.causal_qformer, args.seed_tokenizer)
     for key, why in sorted(report.ignored.items()):
         print(f"  ignored {key}: {why}")
     save_pretrained(model, args.out)

@@ -49,6 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("caption", help="caption images with a SEED LLM")
     p.add_argument("images", nargs="+")
     _model_args(p, decoder=False)
+    _seed_llama_args(p)
     _gen_args(p)
     p.set_defaults(func=cmd_caption)
 
@@ -56,6 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image")
     p.add_argument("question")
     _model_args(p, decoder=False)
+    _seed_llama_args(p)
     _gen_args(p)
     p.set_defaults(func=cmd_ask)
 
@@ -63,6 +65,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text")
     p.add_argument("--out", required=True, help="output PNG path")
     _model_args(p, decoder=True)
+    _seed_llama_args(p)
+    p.add_argument("--steps", type=int, help="denoising steps (default: the decoder's; unCLIP 20)")
+    p.add_argument("--height", type=int, help="image height (default: the decoder's; unCLIP 768)")
+    p.add_argument("--width", type=int, help="image width (default: the decoder's; unCLIP 768)")
     _gen_args(p)
     p.set_defaults(func=cmd_draw)
 
@@ -91,10 +97,25 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _model_args(p: argparse.ArgumentParser, decoder: bool, llm: bool = True) -> None:
     if llm:
-        p.add_argument("--llm", required=True, help="SEED LLM directory (adapter or merged)")
+        p.add_argument("--llm", required=True, help="SEED LLM directory (adapter or merged), or a SEED-LLaMA checkpoint")
     p.add_argument("--tokenizer", help="SEED image tokenizer directory (default: random tiny preset, plumbing only)")
     if decoder:
         p.add_argument("--decoder", help="de-tokenizer (default: the shipped tiny-world stand-in)")
+
+
+def _seed_llama_args(p: argparse.ArgumentParser) -> None:
+    """Options that only a SEED-LLaMA checkpoint (issue 18) uses."""
+    p.add_argument("--template", choices=("vicuna", "llama2"), help="SEED-LLaMA prompt format (default: from the "
+                   "checkpoint: seed_llama.json, else 8B -> vicuna, 14B -> llama2)")
+    p.add_argument("--llm-tokenizer", help="SEED-LLaMA tokenizer directory when not inside --llm (e.g. seed-tokenizer-2)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="SEED-LLaMA weights dtype (float32 on CPU; bfloat16 halves memory but is slow on CPUs without bf16)")
+
+
+def _llm(a: argparse.Namespace):
+    from seedtok.mllm.seed_llama import load_llm
+
+    return load_llm(a.llm, getattr(a, "template", None), getattr(a, "llm_tokenizer", None), getattr(a, "dtype", "float32"))
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
@@ -175,30 +196,28 @@ def cmd_train_llm(a: argparse.Namespace) -> int:
 
 
 def cmd_caption(a: argparse.Namespace) -> int:
-    from seedtok.mllm.model import SeedLLM
-
-    llm = SeedLLM.load(a.llm)
+    llm = _llm(a)  # SeedLLM, or SeedLlama for a SEED-LLaMA checkpoint
     for path, text in zip(a.images, llm.caption(a.images, _image_tokenizer(a.tokenizer), sampling=_sampling(a))):
         print(f"{path}\t{text}")
     return 0
 
 
 def cmd_ask(a: argparse.Namespace) -> int:
-    from seedtok.mllm.model import SeedLLM
-
-    llm = SeedLLM.load(a.llm)
+    llm = _llm(a)  # SeedLLM, or SeedLlama for a SEED-LLaMA checkpoint
     print(llm.answer([a.image], [a.question], _image_tokenizer(a.tokenizer), sampling=_sampling(a))[0])
     return 0
 
 
 def cmd_draw(a: argparse.Namespace) -> int:
     from seedtok.decode import load_detokenizer
-    from seedtok.mllm.model import SeedLLM
 
-    llm = SeedLLM.load(a.llm)
+    llm = _llm(a)  # SeedLLM, or SeedLlama for a SEED-LLaMA checkpoint
+    if a.decoder is None and type(llm).__name__ == "SeedLlama":
+        raise ValueError("SEED-LLaMA draws through Stable unCLIP: pass --decoder DIR (stable-diffusion-2-1-unclip) "
+                         "and --tokenizer DIR (a SEED-2 model)")
     detok = load_detokenizer(a.decoder, _image_tokenizer(a.tokenizer))
     codes = llm.draw_codes([a.text], _sampling(a))
-    image = detok(ids=codes, seed=a.seed).images[0]
+    image = detok(ids=codes, seed=a.seed, num_inference_steps=a.steps, height=a.height, width=a.width).images[0]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     image.save(a.out)
     print(f"{a.out}\t{' '.join(map(str, codes[0].tolist()))}")

@@ -4,7 +4,8 @@ embeddings condition a text-to-image UNet in place of its text encoder's states.
 - :class:`SeedDetokenizer`: ids or generation embeddings -> images (DDIM / DPM-Solver++ /
   PNDM, classifier-free guidance against the unconditional embedding, seeded noise);
 - :func:`load_detokenizer`: SD-1.x from a local diffusers directory or a single checkpoint
-  file, or a tiny-world stand-in directory (default: the shipped one);
+  file, Stable unCLIP 2.1 for SEED-2 (:mod:`seedtok.decode.unclip`), or a tiny-world stand-in
+  directory (default: the shipped one);
 - :mod:`seedtok.decode.standin`: the tiny world's stand-ins (diffusion UNet, one-step generator).
 """
 
@@ -29,6 +30,8 @@ def load_detokenizer(
 
     - ``None``: the shipped tiny-world stand-in;
     - a directory with ``decoder.json``: a tiny-world stand-in;
+    - a directory with ``image_normalizer/``: Stable unCLIP (SEED-2's de-tokenizer; takes
+      the 1,024-d image embedding of a SEED-2 tokenizer);
     - any other directory: SD-1.x in diffusers layout (every missing component is named);
     - a ``.ckpt`` / ``.safetensors`` file: SD-1.x through the single-file loader, with the
       local diffusers-layout config directory ``sd_config``.
@@ -41,6 +44,13 @@ def load_detokenizer(
     if p.is_dir():
         if (p / DECODER_CONFIG).is_file():
             return load_standin(p, tokenizer)
+        from seedtok.decode.unclip import is_unclip_dir, load_unclip_dir
+
+        if is_unclip_dir(p):
+            return load_unclip_dir(p, tokenizer)
+        if getattr(getattr(tokenizer, "config", None), "kind", None) == "seed2":
+            raise DecoderLoadError(f"{p}: a SEED-2 tokenizer decodes through Stable unCLIP (a directory with "
+                                   "image_normalizer/, e.g. stable-diffusion-2-1-unclip), not SD-1.x")
         return load_sd_dir(p, tokenizer)
     if p.is_file():
         return load_sd_single_file(p, sd_config, tokenizer)

@@ -75,6 +75,9 @@ def resolve_decoder(config: Any, decoder: str | None, model_dir: str | None) -> 
         return decoder
     if model_dir is not None and (Path(model_dir) / "decoder" / DECODER_CONFIG).is_file():
         return str(Path(model_dir) / "decoder")
+    if getattr(config, "kind", None) == "seed2":
+        raise DecoderLoadError("a SEED-2 tokenizer decodes through Stable unCLIP 2.1: pass --decoder DIR "
+                               "(stable-diffusion-2-1-unclip in diffusers layout)")
     if config.generation_dim == 768:
         raise DecoderLoadError(
             "a SEED-1 tokenizer decodes through Stable Diffusion 1.x: pass --decoder DIR (diffusers layout) "
@@ -93,7 +96,8 @@ def reconstruct(
     its ids, the ids are decoded to generation embeddings and drawn by the de-tokenizer."""
     cfg = tokenizer.config
     originals = [load_image(img, name) for img, name in zip(images, names)]
-    pixels = torch.stack([normalize(im, cfg.vision.image_size, cfg.image_mean, cfg.image_std) for im in originals])
+    resample = getattr(cfg, "resample", "bicubic")  # SEED-2 configs may choose bilinear
+    pixels = torch.stack([normalize(im, cfg.vision.image_size, cfg.image_mean, cfg.image_std, resample) for im in originals])
     ids, _ = tokenizer.encode(pixels)
     out = detok(ids=ids, **options)
     return originals, out.images, ids
