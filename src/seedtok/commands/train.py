@@ -14,7 +14,7 @@ from seedtok.config import PRESETS
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
     "stage1": dict(steps=150, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
-    "stage2": dict(steps=200, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
+    "stage2": dict(steps=600, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
 
 
@@ -39,6 +39,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--codebook", choices=["reference", "cosine"], help="quantizer kind (default: the model's; cosine for tiny-stage1)")
     s2.add_argument("--reinit", choices=["on", "off"], help="dead-code re-init (default: on for cosine)")
     s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
+    s2.add_argument("--loss-weights", type=float, nargs="+",
+                    help="VQ, cosine, MSE[, contrastive on codes] (default: the paper's 5 2 0.5; the tiny world's bench uses 5 2 0.5 1)")
     s2.add_argument("--target", choices=["canonical", "caption"],
                     help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
@@ -60,6 +62,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--steps2", type=int, default=DEFAULTS["stage2"]["steps"])
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean +- std in 'summary'")
+    b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.5, 1.0],
+                   help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0.5 1; the paper's: 5 2 0.5)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -131,7 +135,10 @@ def cmd_stage2(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_stage2
 
     reinit = None if a.reinit is None else a.reinit == "on"
-    summary = run_stage2(a.data, _train_args(a), a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target)
+    args = _train_args(a)
+    if a.loss_weights:
+        args.extra["loss_weights"] = list(a.loss_weights)
+    summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target)
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
     return 0
 
@@ -144,7 +151,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir)
+    report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
+                         tuple(a.loss_weights))
     _print(report["summary"])
     return 0
 
