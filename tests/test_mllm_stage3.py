@@ -97,9 +97,10 @@ def test_curriculum_switch():
     cache = IdCache(torch.stack([oracle_codes(Scene.from_dict(r["scene"])) for r in recs]), recs,
                     {"codebook_size": 1024, "num_tokens": 32})
     llm = SeedLLM.from_base(None, 1024, 32)
-    preset = Stage3Preset(steps=10, batch_size=16, lr=1e-3, curriculum=((3, (1.0, 0.0, 0.0)), (5, (0.0, 0.0, 1.0))))
+    preset = Stage3Preset(steps=10, batch_size=16, lr=1e-3, curriculum=((0.3, (1.0, 0.0, 0.0)), (0.5, (0.0, 0.0, 1.0))))
     assert preset.weights_at(0) == (1.0, 0.0, 0.0) and preset.weights_at(3) == (0.0, 0.0, 1.0)
     assert preset.weights_at(5) == preset.task_weights
+    assert preset.weights_at(5, total_steps=20) == (1.0, 0.0, 0.0)  # fractions of the run's steps
     mix = TaskMixture(cache, llm.builder, preset, seed=0, batches_per_step=2)
     assert {int(t) for i in range(6) for t in mix.make(i, 16)["task_ids"]} == {0}  # steps 0-2
     assert {int(t) for i in range(6, 10) for t in mix.make(i, 16)["task_ids"]} == {2}  # steps 3-4

@@ -36,8 +36,10 @@ class Stage3Preset:
     """Stage-3 training settings.
 
     ``task_weights``: relative frequency of (caption, draw, vqa) examples; ``curriculum``:
-    ``((until_step, weights), ...)`` phases used before ``task_weights`` applies (e.g.
-    ``((300, (1, 0, 0)),)``: captions only for 300 steps, then the mixture); ``loss_weighting``:
+    ``((until, weights), ...)`` phases used before ``task_weights`` applies, ``until`` a
+    fraction of the run's steps (e.g. ``((1/3, (1, 0, 0)),)``: captions only for the first
+    third, then the mixture; a fraction, so a run with other ``--steps`` keeps the same
+    shape); ``loss_weighting``:
     ``token`` | ``sequence`` | ``task`` (:func:`seedtok.mllm.train.weighted_loss`);
     ``finetune``: ``lora`` (the frozen base + LoRA + new token rows, the paper's recipe) or
     ``full`` (every weight of the LLM trains)."""
@@ -52,9 +54,11 @@ class Stage3Preset:
     loss_weighting: str = "sequence"
     finetune: str = "lora"
 
-    def weights_at(self, step: int) -> tuple[float, float, float]:
+    def weights_at(self, step: int, total_steps: int | None = None) -> tuple[float, float, float]:
+        """The task weights at ``step`` of a run of ``total_steps`` (default ``steps``)."""
+        total = total_steps or self.steps
         for until, weights in self.curriculum:
-            if step < until:
+            if step < round(until * total):
                 return weights
         return self.task_weights
 
@@ -63,10 +67,10 @@ class Stage3Preset:
 STAGE3_PRESETS: dict[str, Stage3Preset] = {
     # 2-core CPU, on top of the shipped stand-in LM: LoRA (the paper's recipe), sized to the
     # 15 CPU-minute budget (~0.7 CPU-s per step).
-    "tiny": Stage3Preset(steps=1200, batch_size=32, lr=3e-3, warmup=50, curriculum=((400, (1.0, 0.0, 0.0)),)),
+    "tiny": Stage3Preset(steps=1200, batch_size=32, lr=3e-3, warmup=50, curriculum=((1 / 3, (1.0, 0.0, 0.0)),)),
     # the same schedule with every weight of the stand-in trained (~0.47 CPU-s per step): the
     # setting that meets the oracle floors in budget (docs/llm.md)
-    "tiny-full": Stage3Preset(steps=1500, batch_size=32, lr=1e-3, warmup=50, curriculum=((500, (1.0, 0.0, 0.0)),),
+    "tiny-full": Stage3Preset(steps=1500, batch_size=32, lr=1e-3, warmup=50, curriculum=((1 / 3, (1.0, 0.0, 0.0)),),
                               finetune="full"),
     # OPT-2.7B (or similar) on GPUs; the paper's values are unpublished, these are a start.
     "full": Stage3Preset(steps=20000, batch_size=128, lr=2e-4, warmup=500),
@@ -85,21 +89,22 @@ def task_example(builder: SequenceBuilder, codes: torch.Tensor, record: dict[str
 
 class TaskMixture:
     """``make(index, size)`` -> a collated batch mixing the tasks by the preset's weights at
-    the batch's step (``index // batches_per_step``; a pure function of ``(seed, index)``).
+    the batch's step (``index // batches_per_step`` of ``total_steps``, default the preset's;
+    a pure function of ``(seed, index)``).
     The batch carries ``task_ids`` (B,): 0 caption, 1 draw, 2 vqa."""
 
     tasks = ("caption", "draw", "vqa")
 
     def __init__(self, cache: IdCache, builder: SequenceBuilder, preset: Stage3Preset, seed: int = 0,
-                 batches_per_step: int = 1) -> None:
+                 batches_per_step: int = 1, total_steps: int | None = None) -> None:
         if len(cache) == 0:
             raise ValueError("the id cache is empty")
         self.cache, self.builder, self.preset, self.seed = cache, builder, preset, seed
-        self.batches_per_step = batches_per_step
+        self.batches_per_step, self.total_steps = batches_per_step, total_steps or preset.steps
         self.has_vqa = any(r["vqa"] for r in cache.records)  # plain image-text data has no VQA
 
     def weights(self, step: int) -> list[float]:
-        w = list(self.preset.weights_at(step))
+        w = list(self.preset.weights_at(step, self.total_steps))
         if not self.has_vqa:
             w[2] = 0.0
         if sum(w) <= 0:
@@ -134,7 +139,7 @@ def train_stage3(
     llm = SeedLLM.from_base(base, cache.meta["codebook_size"], cache.meta["num_tokens"], preset.lora, gguf_file,
                             finetune=preset.finetune)
     load_s = time.perf_counter() - t0
-    mixture = TaskMixture(cache, llm.builder, preset, seed)
+    mixture = TaskMixture(cache, llm.builder, preset, seed, total_steps=steps or preset.steps)
     args = TrainArgs(out=str(out_dir), steps=steps or preset.steps, batch_size=preset.batch_size, lr=preset.lr,
                      weight_decay=0.0, warmup=preset.warmup, min_lr_ratio=0.1, seed=seed, resume=resume,
                      grad_checkpointing=grad_checkpointing,
