@@ -66,11 +66,14 @@ class Stage3Preset:
 # Chosen by measurement on oracle codes (docs/llm.md, "How stage 3 was chosen").
 STAGE3_PRESETS: dict[str, Stage3Preset] = {
     # 2-core CPU, on top of the shipped stand-in LM: LoRA (the paper's recipe), sized to the
-    # 15 CPU-minute budget (~0.7 CPU-s per step).
-    "tiny": Stage3Preset(steps=1200, batch_size=32, lr=3e-3, warmup=50, curriculum=((1 / 3, (1.0, 0.0, 0.0)),)),
-    # the same schedule with every weight of the stand-in trained (~0.47 CPU-s per step): the
-    # setting that meets the oracle floors in budget (docs/llm.md)
+    # 15 CPU-minute budget (~0.7 CPU-s per step); captions only for the first third, then
+    # caption:draw:VQA 1:1:2 (VQA's exist/position questions learn last).
+    "tiny": Stage3Preset(steps=1200, batch_size=32, lr=3e-3, warmup=50, curriculum=((1 / 3, (1.0, 0.0, 0.0)),),
+                         task_weights=(1.0, 1.0, 2.0)),
+    # the same schedule with every weight of the stand-in trained (~0.49 CPU-s per step; it
+    # learns faster per step than LoRA, docs/llm.md)
     "tiny-full": Stage3Preset(steps=1500, batch_size=32, lr=1e-3, warmup=50, curriculum=((1 / 3, (1.0, 0.0, 0.0)),),
+                              task_weights=(1.0, 1.0, 2.0),
                               finetune="full"),
     # OPT-2.7B (or similar) on GPUs; the paper's values are unpublished, these are a start.
     "full": Stage3Preset(steps=20000, batch_size=128, lr=2e-4, warmup=500),
