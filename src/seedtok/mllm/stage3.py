@@ -50,7 +50,7 @@ class Stage3Preset:
     warmup: int = 50
     lora: LoraSettings = field(default_factory=LoraSettings)
     task_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    curriculum: tuple[tuple[int, tuple[float, float, float]], ...] = ()
+    curriculum: tuple[tuple[float, tuple[float, float, float]], ...] = ()
     loss_weighting: str = "sequence"
     finetune: str = "lora"
 
