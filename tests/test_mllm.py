@@ -183,7 +183,7 @@ def test_lora_settings_are_configurable(base_dir):
 def test_id_cache_and_task_mixture(llm, tmp_path):
     from seedtok.config import get_preset
     from seedtok.mllm.cache import IdCache, load_cache, save_cache, tokenizer_fingerprint
-    from seedtok.mllm.stage3 import TaskMixture
+    from seedtok.mllm.stage3 import Stage3Preset, TaskMixture
     from seedtok.models import SeedTokenizer
 
     torch.manual_seed(0)
@@ -197,7 +197,7 @@ def test_id_cache_and_task_mixture(llm, tmp_path):
     torch.manual_seed(1)
     with pytest.raises(ValueError, match="another image tokenizer"):
         load_cache(tmp_path, SeedTokenizer(get_preset("tiny")))
-    mix = TaskMixture(cache, llm.builder, (1.0, 1.0, 1.0), seed=0)
+    mix = TaskMixture(cache, llm.builder, Stage3Preset(steps=10, batch_size=12, lr=1e-3), seed=0)
     a, b = mix.make(5, 12), mix.make(5, 12)
     assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (seed, index)
     starts = {int(row[row != IGNORE_INDEX][0]) for row in a["labels"]}

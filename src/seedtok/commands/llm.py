@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,8 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
     p.add_argument("--save", help="where to write the model (default OUT/model; the shipped one is "
                    "src/seedtok/assets/standins/lm-tiny)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--batch-size", type=int, default=32, help="documents per step")
+    p.add_argument("--length", type=int, default=160, help="tokens per packed document")
     p.add_argument("--lr", type=float, default=2e-3)
     _run_args(p)
     p.set_defaults(func=cmd_train_lm)
@@ -37,8 +39,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = tsub.add_parser("llm", help="stage 3: LoRA-tune an LLM on SEED tokens (caption, draw, VQA)")
     p.add_argument("--data", required=True, help="shapes-world directory (its train split), or shards/folder/JSONL")
     p.add_argument("--out", required=True, help="run directory; the adapter is saved here")
-    p.add_argument("--preset", default="tiny", help="stage-3 preset: tiny (CPU) or full")
+    p.add_argument("--preset", default="tiny", help="stage-3 preset: tiny (CPU, LoRA), tiny-full (CPU, every "
+                   "weight trains) or full (GPUs)")
     p.add_argument("--steps", type=int, help="override the preset's steps")
+    p.add_argument("--loss-weighting", choices=("token", "sequence", "task"),
+                   help="override the preset's loss reduction (mean per target token, per sequence, per task)")
+    p.add_argument("--oracle", action="store_true", help="train on oracle codes (the true scene in the first 9 "
+                   "codes; diagnostic, no image tokenizer)")
     _model_args(p, decoder=False, llm=False)
     p.add_argument("--base", help="base LLM directory (transformers layout; default: the shipped stand-in)")
     p.add_argument("--gguf", help="GGUF file name inside --base (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
@@ -86,6 +93,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--out", default="bench/llm.json")
     b.add_argument("--threads", type=int)
+    b.add_argument("--oracle", action="store_true", help="evaluate on oracle codes (an LLM trained with "
+                   "`train llm --oracle`): separates what the tokenizer loses from what the LLM cannot read")
     b.set_defaults(func=cmd_bench)
 
 
@@ -152,47 +161,66 @@ def _split_source(data: str, split: str):
 
 
 def cmd_train_lm(a: argparse.Namespace) -> int:
-    from seedtok.mllm.standin import pretrain_standin, save_standin, text_corpus
-
     import time
 
-    _threads(a.threads)
-    t0 = time.perf_counter()
-    lines = text_corpus(_split_source(a.data, "train"))
-    val = text_corpus(_split_source(a.data, "val")) if (Path(a.data) / "index.json").is_file() else lines[-500:]
-    model, tokenizer, report = pretrain_standin(
-        lines, val, a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, resume=a.resume,
-        progress=not a.quiet,
-    )
     import torch
 
+    from seedtok.mllm.corpus import scene_records
+    from seedtok.mllm.standin import pretrain_standin, save_standin
+
+    _threads(a.threads)
+    t0, c0 = time.perf_counter(), time.process_time()
     index = Path(a.data) / "index.json"
-    dataset = {k: v for k, v in json.loads(index.read_text()).items() if k in ("format", "seed", "num", "image_size")} if index.is_file() else str(a.data)
+    if not index.is_file():
+        raise ValueError(f"{a.data}: stage 0c builds its documents from a shapes world (no index.json)")
+    records, val = scene_records(_split_source(a.data, "train")), scene_records(_split_source(a.data, "val"))
+    model, tokenizer, report = pretrain_standin(
+        records, val, a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, length=a.length,
+        resume=a.resume, progress=not a.quiet,
+    )
+    dataset = {k: v for k, v in json.loads(index.read_text()).items() if k in ("format", "seed", "num", "image_size")}
     report.update(command=" ".join(["seedtok", *sys.argv[1:]]), dataset=dataset, threads=torch.get_num_threads(),
-                  total_seconds=round(time.perf_counter() - t0, 1))
+                  total_seconds=round(time.perf_counter() - t0, 1), total_cpu_seconds=round(time.process_time() - c0, 1),
+                  load_avg_1min=os.getloadavg()[0])
     save = Path(a.save) if a.save else Path(a.out) / "model"
     save_standin(model, tokenizer, save, report)
-    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+    print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_train_llm(a: argparse.Namespace) -> int:
-    from seedtok.mllm.cache import build_id_cache, load_cache, tokenizer_fingerprint
+    import dataclasses
+
     from seedtok.mllm.stage3 import STAGE3_PRESETS, train_stage3
 
     _threads(a.threads)
     if a.preset not in STAGE3_PRESETS:
         raise ValueError(f"unknown stage-3 preset {a.preset!r}; choose one of {sorted(STAGE3_PRESETS)}")
-    tok = _image_tokenizer(a.tokenizer)
-    cache_dir = Path(a.out) / f"ids-train-{tokenizer_fingerprint(tok)}"
-    if (cache_dir / "meta.json").is_file():
-        cache = load_cache(cache_dir, tok)
-    else:
-        cache = build_id_cache(_split_source(a.data, "train"), tok, cache_dir, progress=not a.quiet)
-    _, report = train_stage3(cache, a.out, STAGE3_PRESETS[a.preset], a.base, a.gguf, a.steps, a.seed, a.resume,
+    preset = STAGE3_PRESETS[a.preset]
+    if a.loss_weighting:
+        preset = dataclasses.replace(preset, loss_weighting=a.loss_weighting)
+    cache = _train_cache(a)
+    _, report = train_stage3(cache, a.out, preset, a.base, a.gguf, a.steps, a.seed, a.resume,
                              progress=not a.quiet, grad_checkpointing=a.grad_checkpointing)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
     return 0
+
+
+def _train_cache(a: argparse.Namespace):
+    """The training split as image codes: oracle codes, or the image tokenizer's (cached)."""
+    from seedtok.mllm.cache import build_id_cache, load_cache, tokenizer_fingerprint
+
+    if a.oracle:
+        from seedtok.mllm.oracle import oracle_cache
+
+        if a.tokenizer:
+            raise ValueError("--oracle replaces the image tokenizer; drop --tokenizer")
+        return oracle_cache(_split_source(a.data, "train"))
+    tok = _image_tokenizer(a.tokenizer)
+    cache_dir = Path(a.out) / f"ids-train-{tokenizer_fingerprint(tok)}"
+    if (cache_dir / "meta.json").is_file():
+        return load_cache(cache_dir, tok)
+    return build_id_cache(_split_source(a.data, "train"), tok, cache_dir, progress=not a.quiet)
 
 
 def cmd_caption(a: argparse.Namespace) -> int:
@@ -237,11 +265,15 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from seedtok.mllm.bench import bench_tiny_world
 
     _threads(a.threads)
-    res = bench_tiny_world(a.data, a.llm, a.tokenizer, a.decoder, a.limit, a.batch_size, progress=not a.quiet)
+    if a.oracle and a.tokenizer:
+        raise ValueError("--oracle replaces the image tokenizer; drop --tokenizer")
+    res = bench_tiny_world(a.data, a.llm, a.tokenizer, a.decoder, a.limit, a.batch_size, progress=not a.quiet,
+                           oracle=a.oracle)
     write_json(res, a.out)
     for split in ("test", "compositional"):
         r = res.get(split, {})
         print(f"{split}: caption exact {r.get('caption', {}).get('exact_scene_match')}, "
-              f"VQA {r.get('vqa', {}).get('accuracy')}, draw {r.get('draw', {}).get('color_shape')}")
+              f"VQA {r.get('vqa', {}).get('accuracy')}, draw colour+shape {r.get('draw', {}).get('color_shape')} "
+              f"exact {r.get('draw', {}).get('exact_scene_match')}")
     print(f"-> {a.out}")
     return 0

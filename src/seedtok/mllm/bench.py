@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,7 +79,11 @@ def eval_vqa(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
         for (_, qa), a in zip(chunk, answers):
             right[qa["type"]].append(a.strip().lower() == qa["answer"].strip().lower())
     every = [x for v in right.values() for x in v]
+    prior: dict[str, Counter] = defaultdict(Counter)
+    for _, qa in items:
+        prior[qa["type"]][qa["answer"]] += 1
     return {"n": len(every), "accuracy": sum(every) / max(len(every), 1),
+            "majority_answer_baseline": sum(c.most_common(1)[0][1] for c in prior.values()) / max(len(every), 1),
             "per_type": {t: {"n": len(v), "accuracy": sum(v) / len(v)} for t, v in sorted(right.items())},
             "min_type_accuracy": min((sum(v) / len(v) for v in right.values()), default=0.0),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -122,30 +126,68 @@ def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None =
 
 
 def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder: str | None, limit: int | None = None,
-                     batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
-    """Every figure of the module docstring, for the test and compositional splits."""
-    from seedtok.api import load_tokenizer
+                     batch_size: int = 64, progress: bool = False, oracle: bool = False) -> dict[str, Any]:
+    """Every figure of the module docstring, for the test and compositional splits. With
+    ``oracle`` the images are given as oracle codes (:mod:`seedtok.mllm.oracle`; the LLM must
+    have been trained on them) and drawn codes are rendered by the oracle's exact inverse."""
     from seedtok.bench import machine_info
 
-    tok = load_tokenizer(tokenizer_dir)
+    t0, c0 = time.perf_counter(), time.process_time()
     llm = SeedLLM.load(llm_dir)
-    render = _renderer(decoder, tok)
-    result: dict[str, Any] = {"benchmark": "llm-tiny-world", "llm": str(llm_dir), "tokenizer": tokenizer_dir,
-                              "decoder": decoder or "shipped stand-in", "limit": limit, "machine": machine_info()}
+    if oracle:
+        from seedtok.mllm.oracle import oracle_render
+
+        tok, render = None, oracle_render
+    else:
+        from seedtok.api import load_tokenizer
+
+        tok = load_tokenizer(tokenizer_dir)
+        render = _renderer(decoder, tok)
+    result: dict[str, Any] = {"benchmark": "llm-tiny-world", "codes": "oracle" if oracle else "image tokenizer",
+                              "llm": str(llm_dir), "tokenizer": None if oracle else tokenizer_dir,
+                              "decoder": "oracle inverse + scene renderer" if oracle else decoder or "shipped stand-in",
+                              "limit": limit, "machine": machine_info()}
     for split in ("test", "compositional"):
-        cache = split_cache(data, split, tok, Path(llm_dir) / f"ids-{split}-{tokenizer_fingerprint(tok)}", limit)
+        cache = _eval_cache(data, split, tok, Path(llm_dir), limit)
         result[split] = {"caption": eval_captions(llm, cache, batch_size), "vqa": eval_vqa(llm, cache, batch_size)}
         if render is not None:
             result[split]["draw"] = eval_draw(llm, cache, render, batch_size)
         log.info("%s: %s", split, {k: v for k, v in result[split].items()})
-    report = Path(llm_dir) / "train_report.json"
-    if report.is_file():
-        import json
-
-        r = json.loads(report.read_text())
-        result["stage3_train_seconds"] = r.get("train_seconds")
-        result["stage3_steps"] = r.get("preset", {}).get("steps")
+    result["timing"] = {**stage_times(Path(llm_dir)), "bench_seconds": round(time.perf_counter() - t0, 1),
+                        "bench_cpu_seconds": round(time.process_time() - c0, 1)}
     return result
+
+
+def _eval_cache(data: str, split: str, tok: Any, llm_dir: Path, limit: int | None) -> IdCache:
+    from seedtok.data.shapes import split_shards
+
+    if tok is None:
+        from seedtok.mllm.oracle import oracle_cache
+
+        cache = oracle_cache(split_shards(data, split))
+        return IdCache(cache.ids[:limit], cache.records[:limit], cache.meta) if limit is not None else cache
+    return split_cache(data, split, tok, llm_dir / f"ids-{split}-{tokenizer_fingerprint(tok)}", limit)
+
+
+def stage_times(llm_dir: Path) -> dict[str, Any]:
+    """Wall and CPU seconds of stage 3 (``train_report.json`` in ``llm_dir``) and of stage 0c
+    (the shipped stand-in's ``provenance.json``, when the LLM was built on it)."""
+    import json
+
+    from seedtok.mllm.standin import STANDIN_DIR
+
+    out: dict[str, Any] = {}
+    report = llm_dir / "train_report.json"
+    if report.is_file():
+        r = json.loads(report.read_text())
+        out["stage3"] = {k: r.get(k) for k in ("train_seconds", "train_cpu_seconds", "cpu_seconds", "load_avg_1min",
+                                                "threads", "trainable", "total", "final_loss")}
+        out["stage3"]["steps"] = r.get("preset", {}).get("steps")
+        if str(r.get("base", "")).startswith("shipped stand-in") and (STANDIN_DIR / "provenance.json").is_file():
+            p = json.loads((STANDIN_DIR / "provenance.json").read_text())
+            out["stage0c"] = {k: p.get(k) for k in ("steps", "train_seconds", "train_cpu_seconds", "total_seconds",
+                                                     "total_cpu_seconds", "threads")}
+    return out
 
 
 def _renderer(decoder: str | None, tok: Any) -> Callable[[torch.Tensor], list[Any]] | None:

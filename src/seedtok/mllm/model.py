@@ -46,15 +46,21 @@ class SeedLLM:
     @classmethod
     def from_base(
         cls, base: str | os.PathLike | None, codebook_size: int, num_tokens: int = 32,
-        lora: LoraSettings = LoraSettings(), gguf_file: str | None = None,
+        lora: LoraSettings = LoraSettings(), gguf_file: str | None = None, finetune: str = "lora",
     ) -> "SeedLLM":
         """Load a pretrained causal LM (``None``: the shipped stand-in), extend its vocabulary
-        and wrap it with LoRA + trainable new-token rows."""
+        and wrap it with LoRA + trainable new-token rows (``finetune="lora"``), or leave every
+        weight trainable (``finetune="full"``; saved like a merged model, the full weights)."""
+        if finetune not in ("lora", "full"):
+            raise ValueError(f"finetune must be 'lora' or 'full', not {finetune!r}")
         model, tokenizer = load_causal_lm(base, gguf_file)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         vocab = extend_vocabulary(model, tokenizer, codebook_size, num_tokens)
         base_ref = None if base is None else str(base) + (f"::{gguf_file}" if gguf_file else "")
+        if finetune == "full":
+            model.requires_grad_(True)
+            return cls(model, tokenizer, vocab, base_ref, lora, merged=True)
         return cls(apply_lora(model, vocab, lora), tokenizer, vocab, base_ref, lora, merged=False)
 
     # --- code-level inference -----------------------------------------------------------------

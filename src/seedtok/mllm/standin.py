@@ -2,25 +2,25 @@
 
 SEED builds on a *pretrained* OPT (paper sec. 3.3). No LLM weights can be downloaded here, so
 the tiny world pretrains its own: an OPT-architecture model (``transformers.OPTForCausalLM``)
-with a byte-level BPE tokenizer (OPT's tokenizer type) trained on the text of the training
-split — its captions and its VQA question/answer pairs, never images. It is then frozen and
+with a byte-level BPE tokenizer (OPT's tokenizer type), trained on packed read-back documents
+built from the text of the training split (:mod:`seedtok.mllm.corpus`: the same scene in two
+caption templates, then questions and answers about it; never images). It is then frozen and
 shipped under ``seedtok/assets/standins/`` with its provenance, like a model-zoo entry;
 ``seedtok train lm`` reproduces it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import torch
 
-from seedtok.mllm.sequences import IGNORE_INDEX, Example, collate
+from seedtok.mllm.corpus import DocumentSampler, corpus_lines
+from seedtok.mllm.sequences import IGNORE_INDEX
 from seedtok.mllm.train import mean_loss, train_lm
 from seedtok.train.core import TrainArgs
 from seedtok.fileio import atomic_write_json
@@ -40,24 +40,9 @@ STANDIN_ARCH: dict[str, Any] = {
     "dropout": 0.0,
     "attention_dropout": 0.0,
 }
-
-
-def text_corpus(shards: str | os.PathLike | Sequence[str]) -> list[str]:
-    """The text of a shapes (or any image-text) split: each caption, and each VQA pair as
-    "question answer". Images are not decoded."""
-    from seedtok.data.sources import iter_raw_samples, resolve_source
-
-    kind, items = resolve_source(shards)
-    lines: list[str] = []
-    for raw in iter_raw_samples(kind, items):
-        if "txt" in raw:
-            lines.append(raw["txt"].decode("utf-8", errors="replace").strip())
-        meta = json.loads(raw["json"]) if "json" in raw else {}
-        for qa in meta.get("vqa", []) if isinstance(meta, dict) else []:
-            lines.append(f"{qa['question']} {qa['answer']}")
-    if not lines:
-        raise ValueError(f"{shards}: no text found")
-    return lines
+# Pretraining documents fill every position stage 3 can use (its sequences are <= ~80 tokens;
+# prompts plus generation budgets stay within the 160 positions).
+DOCUMENT_LENGTH = 160
 
 
 def build_text_tokenizer(lines: Iterable[str], vocab_size: int = 512) -> Any:
@@ -90,54 +75,110 @@ def build_standin(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
     return OPTForCausalLM(config)
 
 
-def _lm_examples(lines: list[str], tokenizer: Any) -> list[Example]:
-    out = []
-    for line in lines:
-        ids = [tokenizer.bos_token_id, *tokenizer(" " + line, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
-        out.append(Example(ids, [IGNORE_INDEX] + ids[1:]))
-    return out
+def _document_batch(docs: list[list[int]]) -> dict[str, torch.Tensor]:
+    ids = torch.tensor(docs, dtype=torch.long)  # (B, length): documents are full, no padding
+    labels = ids.clone()
+    labels[:, 0] = IGNORE_INDEX
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
 def pretrain_standin(
-    lines: list[str], val_lines: list[str], out_dir: str | os.PathLike, steps: int = 1500, batch_size: int = 64,
-    lr: float = 2e-3, seed: int = 0, resume: bool = False, progress: bool = False, **arch: Any,
+    records: list[dict[str, Any]], val_records: list[dict[str, Any]], out_dir: str | os.PathLike, steps: int = 800,
+    batch_size: int = 32, lr: float = 2e-3, seed: int = 0, length: int = DOCUMENT_LENGTH, resume: bool = False,
+    progress: bool = False, probe_scenes: int = 300, **arch: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Train tokenizer + OPT on ``lines`` (next-token prediction, the corpus's own line
-    frequencies). Returns (model, tokenizer, report) with the loss history, wall time and the
-    loss on ``val_lines`` (the val split's text)."""
-    t0 = time.perf_counter()
-    tokenizer = build_text_tokenizer(lines)
+    """Train tokenizer + OPT on packed read-back documents (:mod:`seedtok.mllm.corpus`) built
+    from ``records`` (the train split's scenes). Returns (model, tokenizer, report) with the
+    loss on ``val_records``' documents, the read-back probes (:func:`readback_probe`), and
+    wall and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    tokenizer = build_text_tokenizer(corpus_lines(records, seed))
+    arch = {**arch, "max_position_embeddings": max(length, arch.get("max_position_embeddings", STANDIN_ARCH["max_position_embeddings"]))}
     model = build_standin(tokenizer, seed, **arch)
-    examples = _lm_examples(lines, tokenizer)
+    docs = DocumentSampler(records, tokenizer, length, seed)
 
     def make(index: int, size: int) -> dict[str, torch.Tensor]:
-        r = random.Random(seed * 1_000_003 + index)
-        return collate([examples[r.randrange(len(examples))] for _ in range(size)], tokenizer.pad_token_id)
+        return _document_batch([docs.document(index * size + j) for j in range(size)])
 
     args = TrainArgs(out=str(out_dir), steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01,
                      warmup=min(100, steps // 10 + 1), min_lr_ratio=0.1, seed=seed, resume=resume, progress=progress,
-                     log_every=50, ckpt_every=250, extra={"arch": {**STANDIN_ARCH, **arch}, "lines": len(lines)})
+                     log_every=50, ckpt_every=250, extra={"arch": {**STANDIN_ARCH, **arch}, "scenes": len(docs.scenes),
+                                                          "length": length, "corpus": "read-back documents v2"})
+    t_fit, c_fit = time.perf_counter(), time.process_time()
     fit = train_lm(model, make, args, "lm")
+    train_cpu = time.process_time() - c_fit
+    val_docs = DocumentSampler(val_records, tokenizer, length, seed + 1)
     report = {
-        "train_lines": len(lines), "val_lines": len(val_lines), "params": sum(p.numel() for p in model.parameters()),
-        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
-        "final_train_loss": mean_loss(fit["history"]), "train_seconds": round(fit["wall_s"], 1), "val_loss": lm_loss(model, tokenizer, val_lines),
+        "train_scenes": len(docs.scenes), "val_scenes": len(val_docs.scenes), "document_length": length,
+        "vocab_size": len(tokenizer), "params": sum(p.numel() for p in model.parameters()),
+        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "final_train_loss": mean_loss(fit["history"]), "train_seconds": round(time.perf_counter() - t_fit, 1),
+        "train_cpu_seconds": round(train_cpu, 1),
+        "val_loss": document_loss(model, [val_docs.document(i) for i in range(256)]),
+        "probe": readback_probe(model, tokenizer, val_records[:probe_scenes]),
     }
+    report["seconds"], report["cpu_seconds"] = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)
     return model, tokenizer, report
 
 
 @torch.no_grad()
-def lm_loss(model: Any, tokenizer: Any, lines: list[str], batch_size: int = 128) -> float:
-    """Mean next-token loss (nats per token) over ``lines``."""
+def document_loss(model: Any, docs: list[list[int]], batch_size: int = 32) -> float:
+    """Mean next-token loss (nats per token) over full-length documents."""
     model.eval()
-    total, count = 0.0, 0
-    examples = _lm_examples(lines, tokenizer)
-    for i in range(0, len(examples), batch_size):
-        batch = collate(examples[i : i + batch_size], tokenizer.pad_token_id)
-        n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-        total += model(**batch).loss.item() * n
-        count += n
-    return total / max(count, 1)
+    losses = [model(**_document_batch(docs[i : i + batch_size])).loss.item() for i in range(0, len(docs), batch_size)]
+    return sum(losses) / max(len(losses), 1)
+
+
+@torch.no_grad()
+def _greedy(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:
+    from seedtok.mllm.sequences import left_pad
+
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        ids, mask = left_pad(prompts[i : i + batch_size], tokenizer.pad_token_id)
+        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        for row in gen[:, ids.shape[1] :].tolist():
+            row = row[: row.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in row else row
+            out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return out
+
+
+def readback_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the text-only LM can read back from a scene description earlier in its context
+    (the skill stage 3 needs, with image tokens in place of the description):
+
+    - ``paraphrase_exact``: after "Generate an image: <caption, template 0>", greedy
+      " a photo of ..." parsed back into the exact scene;
+    - ``vqa``: after " a photo of <caption>", greedy answers to the record's questions
+      (overall and per type), against the no-context prior of always answering the most
+      common answer of each question type."""
+    from collections import Counter, defaultdict
+
+    from seedtok.data.scene import Scene, caption
+    from seedtok.data.shapes import parse_caption, scene_match
+    from seedtok.mllm.sequences import CAPTION_PROMPT, DRAW_PROMPT, VQA_PROMPT
+
+    t0 = time.perf_counter()
+    enc = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
+    bos, eos = [tokenizer.bos_token_id], [tokenizer.eos_token_id]
+    scenes = [Scene.from_dict(r["scene"]) for r in records]
+    prompts = [bos + enc(DRAW_PROMPT.format(text=caption(s, template=0))) + eos + enc(CAPTION_PROMPT) for s in scenes]
+    said = _greedy(model, tokenizer, prompts, 48)
+    exact = sum(scene_match(parse_caption(t), s) for t, s in zip(said, scenes)) / max(len(scenes), 1)
+    items = [(s, qa) for s, r in zip(scenes, records) for qa in r["vqa"]]
+    prompts = [bos + enc(f"{CAPTION_PROMPT} {caption(s, template=1)}") + eos + enc(VQA_PROMPT.format(question=qa["question"]))
+               for s, qa in items]
+    answers = _greedy(model, tokenizer, prompts, 6)
+    right, prior = defaultdict(list), defaultdict(Counter)
+    for (_, qa), a in zip(items, answers):
+        right[qa["type"]].append(a.strip().lower() == qa["answer"])
+        prior[qa["type"]][qa["answer"]] += 1
+    every = [x for v in right.values() for x in v]
+    return {"scenes": len(scenes), "paraphrase_exact": exact, "vqa": sum(every) / max(len(every), 1),
+            "vqa_per_type": {t: sum(v) / len(v) for t, v in sorted(right.items())},
+            "vqa_prior": sum(c.most_common(1)[0][1] for c in prior.values()) / max(len(every), 1),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def save_standin(model: Any, tokenizer: Any, directory: str | os.PathLike, provenance: dict[str, Any]) -> Path:

@@ -20,28 +20,62 @@ from seedtok.train.core import TrainArgs
 from seedtok.train.loop import fit
 
 
+LOSS_WEIGHTINGS = ("token", "sequence", "task")
+
+
+def weighted_loss(per_token: torch.Tensor, valid: torch.Tensor, weighting: str = "token",
+                  task_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Reduce a (B, T) per-token loss over the ``valid`` targets:
+
+    - ``token``: mean over every target token of the batch (a task with long targets, such
+      as text-to-image's 34 tokens, outweighs VQA's 2-token answers 17:1);
+    - ``sequence``: mean per sequence, then over the sequences that have targets;
+    - ``task``: mean per task (``task_ids`` (B,)), then over the tasks present in the batch.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {LOSS_WEIGHTINGS}")
+    per_token = per_token * valid
+    if weighting == "token":
+        return per_token.sum() / valid.sum().clamp(min=1)
+    counts = valid.sum(dim=1)  # (B,)
+    if weighting == "sequence":
+        has = counts > 0
+        return (per_token.sum(dim=1)[has] / counts[has]).mean()
+    if task_ids is None:
+        raise ValueError("task weighting needs the batch's task_ids")
+    means = [per_token[task_ids == t].sum() / counts[task_ids == t].sum() for t in task_ids.unique()
+             if counts[task_ids == t].sum() > 0]
+    return torch.stack(means).mean()
+
+
 class CausalLMObjective(nn.Module):
-    """``forward(batch)`` -> ``{"loss", "tokens"}``: next-token loss on the labelled positions.
+    """``forward(batch)`` -> ``{"loss", "tokens"}``: next-token loss on the labelled positions,
+    reduced by ``weighting`` (:func:`weighted_loss`; a batch may carry ``task_ids`` (B,) for
+    the per-task mean; it is not passed to the model).
 
     With ``image_range=(lo, hi)`` (the image-code token ids), the loss is also split into
     ``image_loss`` (targets that are image codes: the text-to-image task) and ``text_loss``
-    (every other target), logged per step: the "training loss on image tokens" curves of the
-    ablation (issue 11). Steps without targets of a kind log NaN for it."""
+    (every other target), per token, logged per step: the "training loss on image tokens"
+    curves of the ablation (issue 11). Steps without targets of a kind log NaN for it."""
 
-    def __init__(self, model: nn.Module, image_range: tuple[int, int] | None = None) -> None:
+    def __init__(self, model: nn.Module, image_range: tuple[int, int] | None = None, weighting: str = "token") -> None:
         super().__init__()
+        if weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {LOSS_WEIGHTINGS}")
         self.model = model
         self.image_range = image_range
+        self.weighting = weighting
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = self.model(**batch)
-        result = {"loss": out.loss, "tokens": (batch["labels"] != -100).sum().float()}
+        task_ids = batch.get("task_ids")
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "task_ids")}
+        logits = self.model(**inputs).logits[:, :-1].float()  # (B, T-1, V)
+        labels = batch["labels"][:, 1:]
+        valid = labels != -100
+        per_token = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")  # (B, T-1)
+        result = {"loss": weighted_loss(per_token, valid, self.weighting, task_ids), "tokens": valid.sum().float()}
         if self.image_range is not None:
             with torch.no_grad():
-                labels = batch["labels"][:, 1:]
-                per_token = F.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100,
-                                            reduction="none")
-                valid = labels != -100
                 image = valid & (labels >= self.image_range[0]) & (labels < self.image_range[1])
                 for name, mask in (("image_loss", image), ("text_loss", valid & ~image)):
                     n = mask.sum()
@@ -61,10 +95,11 @@ class StepBatches:
 
 
 def train_lm(model: nn.Module, make: Callable[[int, int], dict[str, torch.Tensor]], args: TrainArgs, stage: str,
-             info: dict[str, Any] | None = None, image_range: tuple[int, int] | None = None) -> dict[str, Any]:
+             info: dict[str, Any] | None = None, image_range: tuple[int, int] | None = None,
+             weighting: str = "token") -> dict[str, Any]:
     """Train ``model``'s trainable parameters; returns the core's summary plus ``history``
     (the per-step losses read back from ``OUT/metrics.jsonl``)."""
-    objective = CausalLMObjective(model, image_range)
+    objective = CausalLMObjective(model, image_range, weighting)
     model.train()
     try:
         summary = fit(objective, StepBatches(make), args, {"stage": stage, **(info or {})})
