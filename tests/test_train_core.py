@@ -68,6 +68,15 @@ def test_stage2_reconstructs_one_batch_and_uses_codes(tmp_path):
     # inference path: decode_ids(encode(x)) equals what stage 2 trained
     ids2, _ = tokenizer.encode(data.pixels)
     assert torch.equal(ids, ids2)
+    # the generation path trains at GENERATION_LR_SCALE x the base lr, everything else at lr
+    from seedtok.train.stage2 import GENERATION_LR_SCALE, GENERATION_PATH
+
+    assert args.extra["generation_lr_scale"] == GENERATION_LR_SCALE
+    fast = {id(p) for n, p in module.named_parameters() if n.startswith(GENERATION_PATH) and p.requires_grad}
+    for group in build_optimizer(module, 1e-3, 0.05).param_groups:
+        want = 1e-3 * GENERATION_LR_SCALE if id(group["params"][0]) in fast else 1e-3
+        assert group["lr"] == pytest.approx(want)
+        assert all((id(p) in fast) == (id(group["params"][0]) in fast) for p in group["params"])
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
@@ -108,6 +117,11 @@ def test_schedule_and_no_decay_groups():
     opt = build_optimizer(nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3)), 1e-3, 0.05)
     decays = sorted((g["weight_decay"], sum(p.numel() for p in g["params"])) for g in opt.param_groups)
     assert decays == [(0.0, 9), (0.05, 9)]
+    # lr_scales: named parameters train at a multiple of the base lr, decay policy kept
+    net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    net.lr_scales = {"1.": 3.0}
+    groups = sorted((g["lr"], g["weight_decay"], sum(p.numel() for p in g["params"])) for g in build_optimizer(net, 1e-3, 0.05).param_groups)
+    assert groups == [(1e-3, 0.0, 3), (1e-3, 0.05, 9), (pytest.approx(3e-3), 0.0, 2), (pytest.approx(3e-3), 0.05, 6)]
 
 
 def test_batches_are_a_function_of_step_and_split_over_ranks():

@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
     s2.add_argument("--loss-weights", type=float, nargs="+",
                     help="VQ, cosine, MSE[, contrastive on codes] (default: the paper's 5 2 0.5; the tiny world's bench uses 5 2 0.5 1)")
+    s2.add_argument("--generation-lr-scale", type=float,
+                    help="learning-rate factor of the generation path (code decoder, Reverse Q-Former, projection); default 3")
     s2.add_argument("--target", choices=["canonical", "caption"],
                     help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
@@ -64,6 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean +- std in 'summary'")
     b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.5, 1.0],
                    help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0.5 1; the paper's: 5 2 0.5)")
+    b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 3)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -138,6 +141,8 @@ def cmd_stage2(a: argparse.Namespace) -> int:
     args = _train_args(a)
     if a.loss_weights:
         args.extra["loss_weights"] = list(a.loss_weights)
+    if a.generation_lr_scale is not None:
+        args.extra["generation_lr_scale"] = a.generation_lr_scale
     summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target)
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
     return 0
@@ -152,7 +157,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
-                         tuple(a.loss_weights))
+                         tuple(a.loss_weights), a.generation_lr_scale)
     _print(report["summary"])
     return 0
 

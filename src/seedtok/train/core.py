@@ -97,14 +97,20 @@ def trainable_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def build_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (no decay on biases, norms, temperature: 1-D / 0-D)."""
-    decay, no_decay = [], []
-    for _, p in trainable_parameters(module):
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
+    """AdamW; weight decay on matrices only (no decay on biases, norms, temperature: 1-D / 0-D).
+
+    A module may set ``lr_scales = {"name.prefix.": factor}``: its parameters whose names start
+    with a prefix train at ``factor * lr`` (the schedule scales every group alike)."""
+    scales: dict[str, float] = dict(getattr(module, "lr_scales", None) or {})
+    buckets: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, p in trainable_parameters(module):
+        scale = next((f for prefix, f in scales.items() if name.startswith(prefix)), 1.0)
+        buckets.setdefault((p.ndim >= 2, float(scale)), []).append(p)
+    if not buckets:
         raise TrainingError("nothing to train: every parameter is frozen")
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999))
+    order = sorted(buckets, key=lambda k: (k[1] != 1.0, k[1], not k[0]))  # the plain-lr matrices first
+    groups = [{"params": buckets[k], "weight_decay": weight_decay if k[0] else 0.0, "lr": lr * k[1]} for k in order]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
