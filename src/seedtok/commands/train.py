@@ -42,7 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--loss-weights", type=float, nargs="+",
                     help="VQ, cosine, MSE[, contrastive on codes] (default: the paper's 5 2 0.5; the tiny world's bench uses 5 2 0.5 1)")
     s2.add_argument("--generation-lr-scale", type=float,
-                    help="learning-rate factor of the generation path (code decoder, Reverse Q-Former, projection); default 3")
+                    help="learning-rate factor of the generation path (code decoder, Reverse Q-Former, projection); default 1")
     s2.add_argument("--target", choices=["canonical", "caption"],
                     help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
@@ -66,7 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean +- std in 'summary'")
     b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.5, 1.0],
                    help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0.5 1; the paper's: 5 2 0.5)")
-    b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 3)")
+    b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
