@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,12 @@ def describe(directory: str | os.PathLike | None = None) -> str:
         shown = root
     prov = json.loads((root / PROVENANCE).read_text()) if (root / PROVENANCE).is_file() else {}
     return f"{prov.get('name', root.name)} ({shown}, commit {str(prov.get('git_commit', '?'))[:10]})"
+
+
+def announce(parts: str = "tokenizer") -> None:
+    """Tell the user (stderr) that a command fell back to the shipped model."""
+    print(f"seedtok: using the shipped model {describe()} [{parts}]; --model / --llm DIR picks another",
+          file=sys.stderr)
 
 
 # -- packaging --------------------------------------------------------------------------------

@@ -62,13 +62,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", help="model directory written by save_pretrained / training")
-    g.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random-weight preset (default: tiny)")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="random-weight preset (plumbing only; default: the shipped "
+                   "trained tiny model when neither --model nor --preset is given)")
     p.add_argument("--seed", type=int, default=0, help="seed for random preset weights")
+
+
+def _announce_default(args: argparse.Namespace) -> None:
+    if getattr(args, "model", None) is None and getattr(args, "preset", None) is None:
+        from seedtok.release import announce
+
+        announce("tokenizer")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from seedtok.api import encode_images, load_tokenizer
 
+    _announce_default(args)
     model = load_tokenizer(args.model, args.preset, args.seed)
     results = encode_images(model, args.images, names=args.images, batch_size=args.batch_size)
     failed = 0
@@ -90,6 +99,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from seedtok.models.seed2 import build_tokenizer
     import torch
 
+    _announce_default(args)
+    if args.model is None and args.preset is None:
+        from seedtok.release import shipped_tokenizer_dir
+
+        args.model = str(shipped_tokenizer_dir())
     config = load_config(args.model) if args.model else get_preset(args.preset)
     with torch.device("meta"):
         model = build_tokenizer(config)

@@ -126,10 +126,12 @@ def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None =
 
 
 def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder: str | None, limit: int | None = None,
-                     batch_size: int = 64, progress: bool = False, oracle: bool = False) -> dict[str, Any]:
+                     batch_size: int = 64, progress: bool = False, oracle: bool = False,
+                     cache_dir: str | None = None) -> dict[str, Any]:
     """Every figure of the module docstring, for the test and compositional splits. With
     ``oracle`` the images are given as oracle codes (:mod:`seedtok.mllm.oracle`; the LLM must
-    have been trained on them) and drawn codes are rendered by the oracle's exact inverse."""
+    have been trained on them) and drawn codes are rendered by the oracle's exact inverse.
+    Image-id caches go to ``cache_dir`` (default: ``llm_dir``)."""
     from seedtok.bench import machine_info
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -148,7 +150,7 @@ def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder
                               "decoder": "oracle inverse + scene renderer" if oracle else decoder or "shipped stand-in",
                               "limit": limit, "machine": machine_info()}
     for split in ("test", "compositional"):
-        cache = _eval_cache(data, split, tok, Path(llm_dir), limit)
+        cache = _eval_cache(data, split, tok, Path(cache_dir or llm_dir), limit)
         result[split] = {"caption": eval_captions(llm, cache, batch_size), "vqa": eval_vqa(llm, cache, batch_size)}
         if render is not None:
             result[split]["draw"] = eval_draw(llm, cache, render, batch_size)
