@@ -70,7 +70,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_train_args(t)
     t.set_defaults(func=cmd_train_decoder)
 
-    from seedtok.decode.evaluate import add_bench_args
+    from seedtok.eval.decode import add_bench_args
 
     b = _group(sub, "bench", "benchmarks writing JSON", "bench").add_parser(
         "decode", help="tiny world: SD upper bound, reconstruction, decode latency, training cost (JSON)"
@@ -155,7 +155,7 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 
 def cmd_bench_decode(args: argparse.Namespace) -> int:
     from seedtok.bench import write_json
-    from seedtok.decode.evaluate import bench_from_args
+    from seedtok.eval.decode import bench_from_args
 
     result = bench_from_args(args)
     write_json(result, args.out)

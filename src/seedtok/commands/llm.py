@@ -270,7 +270,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 def cmd_bench(a: argparse.Namespace) -> int:
     from seedtok.bench import write_json
-    from seedtok.mllm.bench import bench_tiny_world
+    from seedtok.eval.llm import bench_tiny_world
 
     _threads(a.threads)
     if a.oracle and a.tokenizer:

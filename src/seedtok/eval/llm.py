@@ -1,4 +1,5 @@
-"""Tiny-world benchmark of SEED-OPT (paper sec. 4.2-4.3 protocols on the shapes world): scored
+"""Captioning, VQA and text-to-image metrics of a SEED LLM, and the tiny-world benchmark of
+SEED-OPT (``seedtok llm bench``; paper sec. 4.2-4.3 protocols on the shapes world), scored
 with the exact scene parser and caption parser instead of human/CLIP judges.
 
 - captioning: greedy caption of each image; exact scene match (parse_caption vs the true
@@ -90,13 +91,10 @@ def eval_vqa(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
 
 
 def _score_images(images: list[Any], scenes: list[Any]) -> dict[str, float]:
-    from seedtok.data.shapes import object_accuracy, parse_scene
+    from seedtok.eval.images import score_images
 
-    accs = [object_accuracy(parse_scene(img), s) for img, s in zip(images, scenes)]
-    n_obj = sum(a["n"] for a in accs)
-    return {"color_shape": sum(a["color_shape"] * a["n"] for a in accs) / max(n_obj, 1),
-            "object": sum(a["object"] * a["n"] for a in accs) / max(n_obj, 1),
-            "exact_scene_match": sum(a["exact"] for a in accs) / max(len(accs), 1)}
+    r = score_images(images, scenes)
+    return {"color_shape": r["color_shape"], "object": r["object"], "exact_scene_match": r["exact"]}
 
 
 def eval_draw(llm: SeedLLM, cache: IdCache, render: Callable[[torch.Tensor], list[Any]], batch_size: int) -> dict[str, Any]:
