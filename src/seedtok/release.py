@@ -44,7 +44,7 @@ SHIPPED_DECODER = "shipped stand-in"  # bundle.json "decoder": the de-tokenizer 
 # Tokenizer parts stored as float32: everything image -> ids reads (codes stay bit-identical).
 FP32_PREFIXES = ("vision.", "ln_vision.", "qformer.layers.", "qformer.query_tokens", "qformer.embed_norm.",
                  "encode_task.", "quantizer.")
-_VERIFIED: set[tuple[str, float]] = set()
+_VERIFIED: set[tuple] = set()
 
 
 class ReleaseError(ValueError):
@@ -59,21 +59,23 @@ def decoder_dir() -> Path:
 
 def verify_release(directory: str | os.PathLike | None = None) -> dict[str, Any]:
     """Check every file listed in ``provenance.json`` against its sha256; return the provenance.
-    Verified once per process (keyed by the provenance file's mtime)."""
+    Hashed once per process while no listed file's mtime or size changes."""
     root = Path(directory) if directory is not None else SHIPPED_DIR
     prov_path = root / PROVENANCE
     if not prov_path.is_file():
         raise ReleaseError(f"{root}: no {PROVENANCE}; the trained tiny model is not installed "
                            "(rebuild it with `seedtok demo --train`, or pass --model/--llm)")
     prov = json.loads(prov_path.read_text())
-    key = (str(prov_path), prov_path.stat().st_mtime)
-    if key in _VERIFIED:
+    paths = {rel: decoder_dir() / rel.split("/", 1)[1] if rel.startswith("decoder/") else root / rel
+             for rel in sorted(prov.get("sha256", {}))}
+    missing = [p for p in paths.values() if not p.is_file()]
+    if missing:
+        raise ReleaseError(f"{missing[0]}: missing from the shipped model (listed in {prov_path})")
+    key = (str(prov_path), *((p.stat().st_mtime_ns, p.stat().st_size) for p in [prov_path, *paths.values()]))
+    if key in _VERIFIED:  # hashed already in this process and no file changed since
         return prov
-    for rel, digest in sorted(prov.get("sha256", {}).items()):
-        path = decoder_dir() / rel.split("/", 1)[1] if rel.startswith("decoder/") else root / rel
-        if not path.is_file():
-            raise ReleaseError(f"{path}: missing from the shipped model (listed in {prov_path})")
-        if sha256_file(path) != digest:
+    for rel, path in paths.items():
+        if sha256_file(path) != prov["sha256"][rel]:
             raise ReleaseError(f"{path}: sha256 does not match {prov_path} (file corrupt or modified); "
                                "reinstall seedtok or rebuild the model with `seedtok demo --train`")
     _VERIFIED.add(key)
@@ -173,7 +175,7 @@ def run_records(tokenizer_run: Path, llm_run: Path) -> dict[str, Any]:
         out[stage] = rec
     report = _read_json(llm_run / "train_report.json")
     if report:
-        out["stage3"] = {"steps": report.get("preset", {}).get("steps"), "preset_finetune": report.get("preset", {}).get("finetune"),
+        out["stage3"] = {"steps": report.get("steps", report.get("preset", {}).get("steps")), "preset_finetune": report.get("preset", {}).get("finetune"),
                          "train_wall_s": report.get("train_seconds"), "cpu_s": report.get("cpu_seconds"),
                          "threads": report.get("threads"), "trainable": report.get("trainable")}
     return out
