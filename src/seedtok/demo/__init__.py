@@ -6,8 +6,9 @@
 3-4. on each split, from the model's 32 codes per image: retrieval, reconstruction, captioning,
    VQA and text-to-image, scored by the exact scene / caption parsers (:mod:`seedtok.eval`);
 5. the bundled photos encoded and reconstructed (out of domain);
-6. ``<out>/report.json`` (stable keys, :mod:`seedtok.demo.report`), ``<out>/details.json`` and a
-   self-contained ``<out>/report.html``; the metrics table with floors and pass/fail is printed.
+6. ``<out>/report.json`` (stable keys, :mod:`seedtok.demo.report`), ``<out>/details.json``, a
+   self-contained ``<out>/report.html`` and a few test images in ``<out>/images/``; the metrics
+   table with floors and pass/fail is printed.
 
 ``seedtok demo --train`` first rebuilds the model from the shipped stand-ins
 (:mod:`seedtok.demo.train`), then runs the same evaluation on it.
@@ -95,9 +96,18 @@ def run_demo(out: str = "demo", model: str | None = None, data_seed: int = 1, nu
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_json(out_dir / "details.json", details)
     atomic_write_bytes(out_dir / "report.html", render_page(report, details, examples, photos, keep).encode())
+    _save_examples(out_dir / "images", examples)
     print(metrics_table(report))
     print(f"report: {out_dir / 'report.html'} (metrics: {out_dir / 'report.json'}); wall time {report['wall_seconds']:.0f} s")
     return 1 if strict and not all(f["passed"] for f in floor_results(report)) else 0
+
+
+def _save_examples(folder: Path, examples: dict[str, Any], n: int = 4) -> None:
+    """A few test images as PNG files (to try ``seedtok caption`` / ``ask`` on)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, ex in examples.items():
+        for i, im in enumerate(ex["images"][:n]):
+            im.save(folder / f"{split}-{i:03d}.png")
 
 
 def _details(dm: Any, index: dict[str, Any], data_seed: int, results: dict[str, Any], report: dict[str, Any],
