@@ -217,10 +217,12 @@ def add_report(report: str | os.PathLike, directory: str | os.PathLike | None = 
 
 def bench_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a ``seedtok demo`` report (what the model is released with)."""
-    from seedtok.demo.report import headline
+    from seedtok.demo.report import floor_results, headline
 
-    return {"data": report.get("data"), "figures": headline(report), "wall_seconds": report.get("wall_seconds"),
-            "machine": report.get("machine")}
+    return {"by": "seedtok demo (fresh shapes data; see report num_images)", "figures": headline(report),
+            "num_images": {s: v["num_images"] for s, v in report["splits"].items()},
+            "floors_met": [f["key"] for f in floor_results(report) if f["passed"]],
+            "parity": report.get("parity"), "wall_seconds": report.get("wall_seconds")}
 
 
 def provenance(tokenizer_run: Path, llm_run: Path, packaged: Path, commands: list[str] | None, data: str | None,
