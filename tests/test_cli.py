@@ -50,7 +50,13 @@ def test_bench_encode_tiny_writes_json(tmp_path):
 
 
 def test_demo_writes_report(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    """`seedtok demo` at a tiny size: parity, fresh data, metrics table, report.json keys."""
+    from seedtok.demo.report import missing_keys
+
+    assert main(["-q", "demo", "--out", str(tmp_path), "--num-test", "10", "--num-compositional", "5", "--keep", "2",
+                 "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "== 6/6 report" in out and "floors met:" in out and "reconstruction per-object" in out
     rep = json.loads((tmp_path / "report.json").read_text())
-    assert rep["stages"]["parity"]["ids_equal"] is True
-    assert all(len(v) == 32 for v in rep["stages"]["encode_tiny"].values())
+    assert missing_keys(rep) == [] and rep["parity"]["ids_equal"] is True
+    assert (tmp_path / "report.html").is_file() and len(list((tmp_path / "images").glob("*.png"))) == 4

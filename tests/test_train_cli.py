@@ -15,7 +15,7 @@ from seedtok.cli import main
 from seedtok.config import get_preset
 from seedtok.models import SeedTokenizer
 from seedtok.train.data import load_image_text
-from seedtok.train.evaluate import tokenizer_retrieval
+from seedtok.eval.tokenizer import tokenizer_retrieval
 from seedtok.train.runs import load_reconstruction
 
 pytest.importorskip("transformers")

@@ -250,7 +250,7 @@ def test_frozen_features_disk_cache(tmp_path, caplog):
 def test_stage2_contrastive_term_trains_codes_against_frozen_text_features():
     """The ablation's 'contrastive only' stage 2 (weights 5/0/0/1): codes -> last reconstructed
     query -> stage 1's frozen vision_proj against the frozen text branch."""
-    from seedtok.train.evaluate import text_features
+    from seedtok.eval.tokenizer import text_features
     from seedtok.train.stage2 import loss_weights
 
     tokenizer, data = micro_world(8)

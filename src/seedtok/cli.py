@@ -16,10 +16,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 def _subcommand_adders() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Each entry adds one or more subcommands. Imports stay local so ``seedtok --help``
     and light commands do not import heavy optional dependencies."""
-    from seedtok.commands import ablate, core, data, decode, llm, scale, train, web
+    from seedtok.commands import ablate, core, data, decode, llm, model, scale, train, web
 
     adders = [core.add_parsers, data.add_parsers, train.add_parsers, scale.add_parsers,
-              decode.add_parsers, llm.add_parsers, web.add_parsers, ablate.add_parsers]
+              decode.add_parsers, llm.add_parsers, web.add_parsers, ablate.add_parsers, model.add_parsers]
     return adders
 
 

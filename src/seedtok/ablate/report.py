@@ -20,7 +20,7 @@ def blind_baselines(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> 
     from collections import Counter
 
     from seedtok.data.shapes import Scene, parse_caption, scene_match
-    from seedtok.mllm.bench import coco_scores, scene_references
+    from seedtok.eval.llm import coco_scores, scene_references
 
     by_question: dict[str, Counter] = {}
     by_type: dict[str, Counter] = {}

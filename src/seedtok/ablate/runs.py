@@ -103,8 +103,8 @@ def tokenizer_metrics(variant: Variant, directory: Path, data: str, scale: Scale
 
         rec = evaluate_pixel_vq(tok, data, scale.eval_num)
         return {"retrieval": None, "reconstruction": rec, "codebook": rec.get("codebook")}
-    from seedtok.decode.evaluate import reconstruction
-    from seedtok.train.evaluate import tokenizer_retrieval
+    from seedtok.eval.decode import reconstruction
+    from seedtok.eval.tokenizer import tokenizer_retrieval
     from seedtok.train.runs import load_reconstruction
     from seedtok.decode import load_detokenizer
 
@@ -117,7 +117,7 @@ def tokenizer_metrics(variant: Variant, directory: Path, data: str, scale: Scale
 # --- the LLM on the tokens -----------------------------------------------------------------------
 
 def llm_metrics(variant: Variant, tok_dir: Path, data: str, scale: Scale, seed: int, run: Path) -> dict[str, Any]:
-    from seedtok.mllm.bench import eval_captions, eval_draw, eval_vqa, split_cache
+    from seedtok.eval.llm import eval_captions, eval_draw, eval_vqa, split_cache
     from seedtok.mllm.model import SeedLLM
     from seedtok.mllm.stage3 import STAGE3_PRESETS, train_stage3
 

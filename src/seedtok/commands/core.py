@@ -54,21 +54,47 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     add_bench_parsers(bsub)
 
-    p = sub.add_parser("demo", help="the main job on the embedded default; writes a report")
-    p.add_argument("--out", default="demo", help="output folder for report.json")
+    p = sub.add_parser("demo", help="the whole SEED pipeline on the shipped trained model: fresh data, metrics, "
+                       "report.json + report.html")
+    p.add_argument("--out", default="demo", help="output folder (report.json, details.json, report.html, data/)")
+    p.add_argument("--model", help="model bundle directory (tokenizer/ with reconstruction.safetensors, llm/; "
+                   "default: the shipped seed-tiny)")
+    p.add_argument("--data-seed", type=int, default=1, help="data seed of the fresh evaluation set (the model was "
+                   "trained on seed 0)")
+    p.add_argument("--num-test", type=int, default=500, help="test-split images")
+    p.add_argument("--num-compositional", type=int, default=200, help="compositional-split images")
+    p.add_argument("--keep", type=int, default=12, help="example images per split shown in report.html")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a floor is not met")
+    p.add_argument("--train", action="store_true", help="first rebuild the model from the shipped stand-ins "
+                   "(data, stages 1, 2, 3; tens of CPU-minutes), then evaluate it")
+    p.add_argument("--train-data", help="--train: an existing training shapes world (default: OUT/train/data, "
+                   "generated with data seed 0)")
+    p.add_argument("--train-scale", type=float, default=1.0, help="--train: multiply every stage's steps and the "
+                   "training-set size (1.0 = the released recipe; small values for smoke tests)")
     p.set_defaults(func=cmd_demo)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", help="model directory written by save_pretrained / training")
-    g.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random-weight preset (default: tiny)")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="random-weight preset (plumbing only; default: the shipped "
+                   "trained tiny model when neither --model nor --preset is given)")
     p.add_argument("--seed", type=int, default=0, help="seed for random preset weights")
+
+
+def _announce_default(args: argparse.Namespace) -> None:
+    if getattr(args, "model", None) is None and getattr(args, "preset", None) is None:
+        from seedtok.release import announce
+
+        announce("tokenizer")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from seedtok.api import encode_images, load_tokenizer
 
+    _announce_default(args)
     model = load_tokenizer(args.model, args.preset, args.seed)
     results = encode_images(model, args.images, names=args.images, batch_size=args.batch_size)
     failed = 0
@@ -90,6 +116,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from seedtok.models.seed2 import build_tokenizer
     import torch
 
+    _announce_default(args)
+    if args.model is None and args.preset is None:
+        from seedtok.release import shipped_tokenizer_dir
+
+        args.model = str(shipped_tokenizer_dir())
     config = load_config(args.model) if args.model else get_preset(args.preset)
     with torch.device("meta"):
         model = build_tokenizer(config)
@@ -162,4 +193,15 @@ def cmd_bench_encode(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from seedtok.demo import run_demo
 
-    return run_demo(args.out)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not args.verbose:  # the demo prints its own stage banners and bars; keep library INFO lines out
+        import logging
+
+        logging.getLogger("seedtok").setLevel(logging.WARNING)
+    train_options = {"data": args.train_data, "scale": args.train_scale, "threads": args.threads}
+    return run_demo(args.out, args.model, args.data_seed, args.num_test, args.num_compositional, args.keep,
+                    args.batch_size, progress=not args.quiet, train=args.train, train_options=train_options,
+                    strict=args.strict)

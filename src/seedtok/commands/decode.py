@@ -28,7 +28,8 @@ def _tokenizer_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", help="seedtok model directory (the tokenizer; may hold a decoder/ stand-in)")
-    g.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random-weight tokenizer (plumbing only)")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="random-weight tokenizer (plumbing only; default: the "
+                   "shipped trained tiny model when neither --model nor --preset is given)")
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
@@ -69,7 +70,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_train_args(t)
     t.set_defaults(func=cmd_train_decoder)
 
-    from seedtok.decode.evaluate import add_bench_args
+    from seedtok.eval.decode import add_bench_args
 
     b = _group(sub, "bench", "benchmarks writing JSON", "bench").add_parser(
         "decode", help="tiny world: SD upper bound, reconstruction, decode latency, training cost (JSON)"
@@ -91,6 +92,11 @@ def _load(args: argparse.Namespace):
     from seedtok.decode import load_detokenizer
     from seedtok.decode.tools import resolve_decoder
 
+    if args.model is None and args.preset is None:
+        from seedtok.release import announce, shipped_tokenizer_dir
+
+        announce("tokenizer" + ("" if args.decoder else " + de-tokenizer"))
+        args.model = str(shipped_tokenizer_dir())
     config = load_config(args.model) if args.model else get_preset(args.preset)
     path = resolve_decoder(config, args.decoder, args.model)
     tokenizer = load_tokenizer(args.model, args.preset)
@@ -149,7 +155,7 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 
 def cmd_bench_decode(args: argparse.Namespace) -> int:
     from seedtok.bench import write_json
-    from seedtok.decode.evaluate import bench_from_args
+    from seedtok.eval.decode import bench_from_args
 
     result = bench_from_args(args)
     write_json(result, args.out)

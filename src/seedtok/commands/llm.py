@@ -106,8 +106,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def _model_args(p: argparse.ArgumentParser, decoder: bool, llm: bool = True) -> None:
     if llm:
-        p.add_argument("--llm", required=True, help="SEED LLM directory (adapter or merged), or a SEED-LLaMA checkpoint")
-    p.add_argument("--tokenizer", help="SEED image tokenizer directory (default: random tiny preset, plumbing only)")
+        p.add_argument("--llm", help="SEED LLM directory (adapter or merged), or a SEED-LLaMA checkpoint (default: the "
+                       "shipped trained tiny model's)")
+    p.add_argument("--tokenizer", help="SEED image tokenizer directory (default: the shipped trained tiny model's)")
     if decoder:
         p.add_argument("--decoder", help="de-tokenizer (default: the shipped tiny-world stand-in)")
 
@@ -124,6 +125,11 @@ def _seed_llama_args(p: argparse.ArgumentParser) -> None:
 def _llm(a: argparse.Namespace):
     from seedtok.mllm.seed_llama import load_llm
 
+    if a.llm is None:
+        from seedtok.release import announce, shipped_llm_dir
+
+        announce("LLM")
+        a.llm = str(shipped_llm_dir())
     return load_llm(a.llm, getattr(a, "template", None), getattr(a, "llm_tokenizer", None), getattr(a, "dtype", "float32"))
 
 
@@ -150,7 +156,9 @@ def _image_tokenizer(path: str | None):
     from seedtok.api import load_tokenizer
 
     if path is None:
-        print("seedtok: warning: no --tokenizer; using a random tiny tokenizer (plumbing only)", file=sys.stderr)
+        from seedtok.release import announce
+
+        announce("tokenizer")
     return load_tokenizer(path)
 
 
@@ -262,13 +270,21 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 def cmd_bench(a: argparse.Namespace) -> int:
     from seedtok.bench import write_json
-    from seedtok.mllm.bench import bench_tiny_world
+    from seedtok.eval.llm import bench_tiny_world
 
     _threads(a.threads)
     if a.oracle and a.tokenizer:
         raise ValueError("--oracle replaces the image tokenizer; drop --tokenizer")
+    cache_dir = None
+    if a.llm is None:
+        from seedtok.release import announce, shipped_llm_dir, shipped_tokenizer_dir
+
+        announce("LLM" if a.oracle else "LLM + tokenizer")
+        a.llm, cache_dir = str(shipped_llm_dir()), str(Path(a.out).with_suffix("")) + "-cache"  # not in the package
+        if not a.oracle and a.tokenizer is None:
+            a.tokenizer = str(shipped_tokenizer_dir())
     res = bench_tiny_world(a.data, a.llm, a.tokenizer, a.decoder, a.limit, a.batch_size, progress=not a.quiet,
-                           oracle=a.oracle)
+                           oracle=a.oracle, cache_dir=cache_dir)
     write_json(res, a.out)
     for split in ("test", "compositional"):
         r = res.get(split, {})

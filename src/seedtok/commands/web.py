@@ -13,7 +13,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d = Limits()
     p = sub.add_parser("serve", help="web demo: tokenize, reconstruct, caption, ask, draw, compare (Gradio)")
     p.add_argument("--model", help="bundle directory (tokenizer/, decoder/, llm/; see docs/web.md), or a tokenizer "
-                   "directory; missing parts fall back to untrained stand-ins, with a banner saying so")  # fmt: skip
+                   "directory; missing parts fall back to untrained stand-ins, with a banner saying so "
+                   "(default: the shipped trained tiny model)")  # fmt: skip
+    p.add_argument("--stand-ins", action="store_true", help="no trained model at all: random tokenizer, untrained "
+                   "image-token rows (plumbing only)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="random tokenizer when the bundle has none")
@@ -42,7 +45,14 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"seedtok serve: warning: binding {a.host}: the demo has no authentication", file=sys.stderr)
     limits = Limits(max_bytes=int(a.max_upload_mb * 1e6), max_pixels=int(a.max_megapixels * 1e6), timeout_s=a.timeout)
-    models = load_bundle(a.model, a.preset, a.seed, with_llm=not a.no_llm)
+    model = a.model
+    if model is None and not a.stand_ins:
+        from seedtok.release import SHIPPED_DIR, announce, verify_release
+
+        verify_release()
+        announce("tokenizer + de-tokenizer + LLM")
+        model = str(SHIPPED_DIR)
+    models = load_bundle(model, a.preset, a.seed, with_llm=not a.no_llm)
     for line in models.banners:
         print(f"seedtok serve: {line}", file=sys.stderr)
     from seedtok.web.app import launch

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seedtok.fileio import atomic_write_json
+from seedtok.decode.data import decoder_data, empty_states
 from seedtok.decode.pipeline import DecodeDefaults
+from seedtok.fileio import atomic_write_json
 from seedtok.decode.standin import (
     KINDS,
     OneStepConfig,
@@ -38,7 +39,6 @@ from seedtok.decode.standin import (
 
 log = logging.getLogger(__name__)
 
-GENERATION_LEN = 32  # tokens of MiniLM state per caption: the tiny preset's generation_len
 DEFAULTS: dict[str, dict[str, Any]] = {
     "onestep": dict(steps=3000, batch_size=32, lr=1e-3, warmup=100, weight_decay=0.01, width=192),
     "diffusion": dict(steps=20000, batch_size=32, lr=3e-4, warmup=500, weight_decay=0.01, width=32),
@@ -123,38 +123,6 @@ def build_model(kind: str, width: int | None = None) -> nn.Module:
     return build_unet(tiny_unet_config(width=width))
 
 
-def to_uint8(pixels: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
-    """Normalised pixels (N, 3, S, S) -> uint8 (the compact in-memory training form)."""
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    return ((pixels * s + m).clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def decoder_data(data: str, split: str, cache_dir: str | None, limit: int | None = None, progress: bool = False,
-                 states: bool = True):
-    """(tensors {'pixels' uint8, 'states' fp16 (N, 32, 384)}, ImageTextSet) of a shapes split;
-    MiniLM states come from the shared on-disk cache (keyed by the split's caption set)."""
-    from seedtok.config import CLIP_MEAN, CLIP_STD
-    from seedtok.text import cached_text_states
-    from seedtok.train.data import load_image_text
-    from seedtok.train.runs import default_cache
-
-    dataset = load_image_text(data, split, 64, limit)
-    tensors = {"pixels": to_uint8(dataset.pixels, CLIP_MEAN, CLIP_STD)}
-    if states:
-        text, _ = cached_text_states(dataset.captions, GENERATION_LEN, default_cache(data, cache_dir), progress=progress)
-        tensors["states"] = text.half()
-    return tensors, dataset
-
-
-def empty_states(data: str, cache_dir: str | None) -> torch.Tensor:
-    """(1, 32, 384) MiniLM states of the empty string: the unconditional embedding."""
-    from seedtok.text import cached_text_states
-    from seedtok.train.runs import default_cache
-
-    return cached_text_states([""], GENERATION_LEN, default_cache(data, cache_dir))[0][:1].float()
-
-
 def _wall_total(out: Path, session_s: float, resumed: bool) -> float:
     """Training wall time summed over sessions (a resumed run adds to the earlier ones)."""
     path = out / "wall_time.json"
@@ -200,7 +168,7 @@ def train_decoder(
     target = out / "decoder"
     save_standin(target, model.eval(), uncond, SAMPLING[kind], provenance, dtype=ship_dtype)
     if eval_samples > 0:
-        from seedtok.decode.evaluate import upper_bound
+        from seedtok.eval.decode import upper_bound
         from seedtok.decode.standin import load_standin
 
         provenance["metrics"] = {"sd_upper_bound": upper_bound(load_standin(target), data, cache_dir, eval_samples)}

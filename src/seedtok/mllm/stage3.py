@@ -155,7 +155,7 @@ def train_stage3(
     fit_cpu = time.process_time() - c_fit
     llm.save(out_dir)
     report = {
-        "stage": 3, "preset": asdict(preset), "base": llm.base or "shipped stand-in (assets/standins/lm-tiny)",
+        "stage": 3, "steps": args.steps, "preset": asdict(preset), "base": llm.base or "shipped stand-in (assets/standins/lm-tiny)",
         "train_images": len(cache), "image_tokenizer": cache.meta["tokenizer"], "load_seconds": round(load_s, 2),
         "train_seconds": round(fit["wall_s"], 1), "train_cpu_seconds": round(fit_cpu, 1),
         "cpu_seconds": round(time.process_time() - c0, 1), "load_avg_1min": os.getloadavg()[0], "threads": torch.get_num_threads(), **count_parameters(llm.model),

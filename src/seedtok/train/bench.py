@@ -29,7 +29,7 @@ from seedtok.config import get_preset
 from seedtok.fileio import atomic_write_json
 from seedtok.train.core import TrainArgs
 from seedtok.train.data import ImageTextSet, load_image_text, map_in_chunks
-from seedtok.train.evaluate import tokenizer_retrieval
+from seedtok.eval.tokenizer import tokenizer_retrieval
 from seedtok.train.pretrained import load_tokenizer
 from seedtok.train.runs import (TINY_ENCODER, default_cache, generation_captions, load_reconstruction, run_stage1,
                                 run_stage2)
@@ -73,7 +73,7 @@ def generation_mse(model, data: ImageTextSet, cache_dir: str) -> dict[str, float
 
 
 def evaluate_split(model_dir: Path, data: str, split: str, decoder: str | None = None) -> dict[str, Any]:
-    from seedtok.decode.evaluate import reconstruction
+    from seedtok.eval.decode import reconstruction
     from seedtok.decode.standin import STANDIN_DIR, load_standin
 
     model = load_tokenizer(model_dir)

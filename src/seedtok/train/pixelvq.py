@@ -24,7 +24,8 @@ import torch
 from seedtok.checkpoint import save_pixel_vq
 from seedtok.config import CLIP_MEAN, CLIP_STD
 from seedtok.models.pixelvq import PixelVQConfig, PixelVQTokenizer
-from seedtok.train.codebook import CodebookMonitor, codebook_report, position_counts
+from seedtok.eval.codebook import codebook_report, position_counts
+from seedtok.train.codebook import CodebookMonitor
 from seedtok.train.core import TrainArgs
 from seedtok.train.data import TensorBatches, load_image_text, map_in_chunks
 from seedtok.train.loop import fit, make_accelerator
@@ -78,7 +79,7 @@ def evaluate_pixel_vq(model: PixelVQTokenizer, data: str, num: int = 500, batch:
     """Reconstruct ``num`` test images (image -> 32 ids -> image) and score them with the
     scene parser (``color_shape`` is the headline; ``parser_on_inputs`` is its ceiling on the
     real renders), plus pixel MSE and codebook usage of the test ids."""
-    from seedtok.decode.evaluate import score_images
+    from seedtok.eval.decode import score_images
 
     cfg = model.config
     test = load_image_text(data, "test", cfg.image_size, num)

@@ -26,7 +26,7 @@ from seedtok.models import SeedTokenizer
 from seedtok.text import cached_text_states
 from seedtok.train.core import TrainArgs, TrainingError
 from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text
-from seedtok.train.evaluate import text_features
+from seedtok.eval.tokenizer import text_features
 from seedtok.train.loop import fit, make_accelerator
 from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
 from seedtok.train.stage1 import stage1_tensors, train_stage1
@@ -71,7 +71,7 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
     score it with the per-cell-average linear probe on the test split; write the stand-in."""
     from seedtok.eval.probe import cell_labels
     from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
-    from seedtok.train.evaluate import encoder_probe
+    from seedtok.eval.tokenizer import encoder_probe
 
     config = get_preset(preset)
     # Read every split before the Accelerator starts: the loader shards by rank once a
@@ -116,7 +116,7 @@ def probe_encoder(data: str, encoder: str | None = None, model_dir: str | None =
                   split: str = "test", train_images: int = 4000) -> dict[str, Any]:
     """``seedtok train probe``: the per-cell-average linear probe of a ViT (a stand-in file, by
     default the shipped one, or a model directory's), beside the same probe on raw pixels."""
-    from seedtok.train.evaluate import encoder_probe, pixel_probe
+    from seedtok.eval.tokenizer import encoder_probe, pixel_probe
 
     if model_dir:
         vision = load_tokenizer(model_dir).vision

@@ -98,8 +98,9 @@ def random_decoder(tokenizer: Any, seed: int = 0) -> Any:
     return SeedDetokenizer(gen, uncond, tokenizer=tokenizer, defaults=defaults)
 
 
-def load_decoder_part(root: Path | None, tokenizer: Any, seed: int, banners: list[str]) -> Any:
-    """``root/decoder``, else the shipped tiny stand-in, else a random one-step generator."""
+def load_decoder_part(root: Path | None, tokenizer: Any, seed: int, banners: list[str], shipped: bool = False) -> Any:
+    """``root/decoder``, else the shipped tiny stand-in (with a banner unless the bundle names it
+    as its decoder: ``shipped``), else a random one-step generator."""
     from seedtok.decode import STANDIN_DIR, DecoderLoadError, DecodeError, load_detokenizer
     from seedtok.decode.standin import DECODER_CONFIG
 
@@ -114,7 +115,8 @@ def load_decoder_part(root: Path | None, tokenizer: Any, seed: int, banners: lis
         try:
             detok = load_detokenizer(None, tokenizer)
             detok.set_progress_bar_config(disable=True)
-            banners.append("Decoder: none in the bundle; using the shipped tiny-world stand-in.")
+            if not shipped:
+                banners.append("Decoder: none in the bundle; using the shipped tiny-world stand-in.")
             return detok
         except (DecoderLoadError, DecodeError) as exc:
             log.warning("shipped decoder stand-in unusable with this tokenizer: %s", exc)
@@ -170,7 +172,9 @@ def load_bundle(model_dir: str | os.PathLike | None, preset: str = "tiny", seed:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BundleError(f"{root / BUNDLE_META}: not valid JSON ({exc})") from None
     tokenizer = load_tokenizer_part(root, preset, seed, banners).eval()
-    decoder = load_decoder_part(root, tokenizer, seed, banners)
+    from seedtok.release import SHIPPED_DECODER
+
+    decoder = load_decoder_part(root, tokenizer, seed, banners, meta.get("decoder") == SHIPPED_DECODER)
     llm, llm_error = load_llm_part(root, tokenizer, banners) if with_llm else (None, "the LLM was not loaded (--no-llm)")
     if not with_llm:
         banners.append("LLM: not loaded (--no-llm); Caption & Ask and Draw are disabled.")

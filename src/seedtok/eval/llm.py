@@ -1,4 +1,5 @@
-"""Tiny-world benchmark of SEED-OPT (paper sec. 4.2-4.3 protocols on the shapes world): scored
+"""Captioning, VQA and text-to-image metrics of a SEED LLM, and the tiny-world benchmark of
+SEED-OPT (``seedtok llm bench``; paper sec. 4.2-4.3 protocols on the shapes world), scored
 with the exact scene parser and caption parser instead of human/CLIP judges.
 
 - captioning: greedy caption of each image; exact scene match (parse_caption vs the true
@@ -52,12 +53,20 @@ def scene_references(scenes: list[Any]) -> list[list[str]]:
     return [sorted({caption(s, template=t) for t in range(len(CAPTION_TEMPLATES))}) for s in scenes]
 
 
-def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
+def _bar(n: int, size: int, progress: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(_batches(n, size), total=(n + size - 1) // size, disable=not progress, desc=desc, leave=False)
+
+
+def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int, keep: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Greedy captions of every image: exact scene match (caption parser), BLEU-1/4, CIDEr;
+    ``keep`` > 0 adds the first ``keep`` generated captions as ``predictions``."""
     from seedtok.data.shapes import Scene, parse_caption, scene_match
 
     t0 = time.perf_counter()
     preds: list[str] = []
-    for sl in _batches(len(cache), batch_size):
+    for sl in _bar(len(cache), batch_size, progress, "caption"):
         preds += llm.caption_codes(cache.ids[sl])
     scenes = [Scene.from_dict(r["scene"]) for r in cache.records]
     exact = [scene_match(parse_caption(p), s) for p, s in zip(preds, scenes)]
@@ -65,53 +74,71 @@ def eval_captions(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, An
     out = {"n": len(preds), "exact_scene_match": sum(exact) / max(len(exact), 1), **coco_scores(preds, refs)}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["examples"] = [{"reference": r["caption"], "generated": p} for r, p in zip(cache.records[:5], preds[:5])]
+    if keep:
+        out["predictions"] = [{"generated": p, "exact": bool(e)} for p, e in zip(preds[:keep], exact[:keep])]
     return out
 
 
-def eval_vqa(llm: SeedLLM, cache: IdCache, batch_size: int) -> dict[str, Any]:
+def eval_vqa(llm: SeedLLM, cache: IdCache, batch_size: int, keep: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Exact-match answers to every question of every image, overall and per question type,
+    beside the majority-answer baseline; ``keep`` > 0 adds the answers of the first ``keep``
+    images as ``answers`` (per image: question, answer, truth, type)."""
     t0 = time.perf_counter()
     items = [(i, qa) for i, r in enumerate(cache.records) for qa in r["vqa"]]
     right: dict[str, list[bool]] = defaultdict(list)
-    for sl in _batches(len(items), batch_size):
+    kept: list[list[dict[str, Any]]] = [[] for _ in range(min(keep, len(cache)))]
+    for sl in _bar(len(items), batch_size, progress, "vqa"):
         chunk = items[sl]
         codes = cache.ids[[i for i, _ in chunk]]
         answers = llm.answer_codes(codes, [qa["question"] for _, qa in chunk])
-        for (_, qa), a in zip(chunk, answers):
-            right[qa["type"]].append(a.strip().lower() == qa["answer"].strip().lower())
+        for (i, qa), a in zip(chunk, answers):
+            ok = a.strip().lower() == qa["answer"].strip().lower()
+            right[qa["type"]].append(ok)
+            if i < len(kept):
+                kept[i].append({"question": qa["question"], "answer": a.strip(), "truth": qa["answer"], "type": qa["type"],
+                                "correct": ok})
     every = [x for v in right.values() for x in v]
     prior: dict[str, Counter] = defaultdict(Counter)
     for _, qa in items:
         prior[qa["type"]][qa["answer"]] += 1
-    return {"n": len(every), "accuracy": sum(every) / max(len(every), 1),
-            "majority_answer_baseline": sum(c.most_common(1)[0][1] for c in prior.values()) / max(len(every), 1),
-            "per_type": {t: {"n": len(v), "accuracy": sum(v) / len(v)} for t, v in sorted(right.items())},
-            "min_type_accuracy": min((sum(v) / len(v) for v in right.values()), default=0.0),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    out = {"n": len(every), "accuracy": sum(every) / max(len(every), 1),
+           "majority_answer_baseline": sum(c.most_common(1)[0][1] for c in prior.values()) / max(len(every), 1),
+           "per_type": {t: {"n": len(v), "accuracy": sum(v) / len(v)} for t, v in sorted(right.items())},
+           "min_type_accuracy": min((sum(v) / len(v) for v in right.values()), default=0.0),
+           "seconds": round(time.perf_counter() - t0, 1)}
+    if keep:
+        out["answers"] = kept
+    return out
 
 
 def _score_images(images: list[Any], scenes: list[Any]) -> dict[str, float]:
-    from seedtok.data.shapes import object_accuracy, parse_scene
+    from seedtok.eval.images import score_images
 
-    accs = [object_accuracy(parse_scene(img), s) for img, s in zip(images, scenes)]
-    n_obj = sum(a["n"] for a in accs)
-    return {"color_shape": sum(a["color_shape"] * a["n"] for a in accs) / max(n_obj, 1),
-            "object": sum(a["object"] * a["n"] for a in accs) / max(n_obj, 1),
-            "exact_scene_match": sum(a["exact"] for a in accs) / max(len(accs), 1)}
+    r = score_images(images, scenes)
+    return {"color_shape": r["color_shape"], "object": r["object"], "exact_scene_match": r["exact"]}
 
 
-def eval_draw(llm: SeedLLM, cache: IdCache, render: Callable[[torch.Tensor], list[Any]], batch_size: int) -> dict[str, Any]:
+def eval_draw(llm: SeedLLM, cache: IdCache, render: Callable[[torch.Tensor], list[Any]], batch_size: int,
+              keep: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Text-to-image from each image's caption, scored by the scene parser, beside the same
+    decoder on the image's true codes; ``keep`` > 0 adds the first ``keep`` drawings (PIL
+    images, not JSON) as ``drawn`` and their codes as ``drawn_codes``."""
     from seedtok.data.shapes import Scene
 
     t0 = time.perf_counter()
     scenes = [Scene.from_dict(r["scene"]) for r in cache.records]
-    drawn, truth, same = [], [], 0
-    for sl in _batches(len(cache), batch_size):
+    drawn, truth, codes_kept, same = [], [], [], 0
+    for sl in _bar(len(cache), batch_size, progress, "draw"):
         codes = llm.draw_codes([r["caption"] for r in cache.records[sl]])
         same += int((codes == cache.ids[sl]).all(dim=1).sum())
         drawn += render(codes)
         truth += render(cache.ids[sl])
-    return {"n": len(drawn), **_score_images(drawn, scenes), "true_codes_ceiling": _score_images(truth, scenes),
-            "codes_equal_to_image_codes": same / max(len(drawn), 1), "seconds": round(time.perf_counter() - t0, 1)}
+        codes_kept += codes.tolist()[: max(0, keep - len(codes_kept))]
+    out = {"n": len(drawn), **_score_images(drawn, scenes), "true_codes_ceiling": _score_images(truth, scenes),
+           "codes_equal_to_image_codes": same / max(len(drawn), 1), "seconds": round(time.perf_counter() - t0, 1)}
+    if keep:
+        out["drawn"], out["drawn_codes"] = drawn[:keep], codes_kept
+    return out
 
 
 def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None = None) -> IdCache:
@@ -126,10 +153,12 @@ def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None =
 
 
 def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder: str | None, limit: int | None = None,
-                     batch_size: int = 64, progress: bool = False, oracle: bool = False) -> dict[str, Any]:
+                     batch_size: int = 64, progress: bool = False, oracle: bool = False,
+                     cache_dir: str | None = None) -> dict[str, Any]:
     """Every figure of the module docstring, for the test and compositional splits. With
     ``oracle`` the images are given as oracle codes (:mod:`seedtok.mllm.oracle`; the LLM must
-    have been trained on them) and drawn codes are rendered by the oracle's exact inverse."""
+    have been trained on them) and drawn codes are rendered by the oracle's exact inverse.
+    Image-id caches go to ``cache_dir`` (default: ``llm_dir``)."""
     from seedtok.bench import machine_info
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -148,7 +177,7 @@ def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder
                               "decoder": "oracle inverse + scene renderer" if oracle else decoder or "shipped stand-in",
                               "limit": limit, "machine": machine_info()}
     for split in ("test", "compositional"):
-        cache = _eval_cache(data, split, tok, Path(llm_dir), limit)
+        cache = _eval_cache(data, split, tok, Path(cache_dir or llm_dir), limit)
         result[split] = {"caption": eval_captions(llm, cache, batch_size), "vqa": eval_vqa(llm, cache, batch_size)}
         if render is not None:
             result[split]["draw"] = eval_draw(llm, cache, render, batch_size)

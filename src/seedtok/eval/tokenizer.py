@@ -1,4 +1,5 @@
-"""Evaluation of trained stages (paper Table 1 protocol; see :mod:`seedtok.eval.retrieval`).
+"""Evaluation of a trained tokenizer (stages 1 + 2; paper Table 1 protocol, see
+:mod:`seedtok.eval.retrieval`).
 
 - from causal embeddings: the last causal query through ``vision_proj`` (stage 1's image side);
 - from codes: the 32 ids -> codebook -> ``decode_task`` -> stage-2 reconstruction head ->
@@ -14,9 +15,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from seedtok.eval.codebook import codebook_report, position_counts
 from seedtok.eval.retrieval import match_matrix, retrieval_scores
 from seedtok.models import SeedTokenizer
-from seedtok.train.codebook import codebook_report, position_counts
 from seedtok.train.data import ImageTextSet, map_in_chunks, scene_key
 from seedtok.train.stage1 import text_inputs
 

@@ -1,5 +1,5 @@
-"""Tiny-world de-tokenization metrics, scored by the exact shapes scene parser (no learned
-judge; it replaces the paper's CLIP similarity, sec. 4.1 Table 2):
+"""Tiny-world de-tokenization metrics (``seedtok bench decode``), scored by the exact shapes
+scene parser (:mod:`seedtok.eval.images`):
 
 - *SD upper bound*: images the stand-in draws from the ground-truth captions' MiniLM states
   (the paper's "SD" row: text -> image through the real text encoder);
@@ -23,29 +23,9 @@ from typing import Any, Sequence
 import torch
 
 from seedtok.decode.pipeline import SeedDetokenizer
+from seedtok.eval.images import score_images
 
 log = logging.getLogger(__name__)
-
-KEYS = ("color_shape", "object", "color", "shape", "size", "position", "count", "exact")
-
-
-def score_images(pixels: torch.Tensor, scenes: Sequence[Any]) -> dict[str, float]:
-    """Mean per-object accuracies of images (N, 3, H, W) in [0, 1] against their scenes;
-    per-object keys are averaged over objects, ``count``/``exact`` over scenes."""
-    from seedtok.data.shapes import Scene, object_accuracy, parse_scene
-
-    totals = dict.fromkeys(KEYS, 0.0)
-    n_obj = 0
-    for img, scene in zip(pixels, scenes):
-        ref = scene if isinstance(scene, Scene) else Scene.from_dict(scene)
-        acc = object_accuracy(parse_scene(img.permute(1, 2, 0).double().numpy()), ref)
-        n_obj += int(acc["n"])
-        for k in KEYS:
-            totals[k] += acc[k] * (acc["n"] if k not in ("count", "exact") else 1.0)
-    n = len(scenes)
-    out = {k: totals[k] / (n if k in ("count", "exact") else max(n_obj, 1)) for k in KEYS}
-    out.update(scenes=n, objects=n_obj)
-    return out
 
 
 def _generate(detok: SeedDetokenizer, embeds: torch.Tensor, batch: int, **options: Any) -> torch.Tensor:
@@ -59,7 +39,7 @@ def upper_bound(
     detok: SeedDetokenizer, data: str, cache_dir: str | None, num: int = 500, batch: int = 50, **options: Any
 ) -> dict[str, float]:
     """The stand-in drawing ``num`` test-split scenes from their captions' MiniLM states."""
-    from seedtok.decode.train import decoder_data
+    from seedtok.decode.data import decoder_data
 
     tensors, test = decoder_data(data, "test", cache_dir)  # whole split: one cache entry
     t0 = time.perf_counter()
@@ -72,7 +52,7 @@ def upper_bound(
 def robustness(detok: SeedDetokenizer, data: str, cache_dir: str | None, num: int = 300) -> dict[str, float]:
     """``color_shape`` from degraded caption states, the way regressed generation embeddings
     are degraded: shrunk toward the mean state, (1 - a) s + a mean, or noised, s + a N(0, 1)."""
-    from seedtok.decode.train import decoder_data
+    from seedtok.decode.data import decoder_data
 
     tensors, test = decoder_data(data, "test", cache_dir)
     s = tensors["states"][:num].float()
@@ -89,7 +69,7 @@ def robustness(detok: SeedDetokenizer, data: str, cache_dir: str | None, num: in
 
 def ground_truth(data: str, num: int = 500) -> dict[str, float]:
     """The parser on the real test renders: the ceiling every figure here is read against."""
-    from seedtok.decode.train import decoder_data
+    from seedtok.decode.data import decoder_data
 
     tensors, test = decoder_data(data, "test", None, num, states=False)
     return score_images(tensors["pixels"].float() / 255.0, test.scenes)
@@ -102,7 +82,7 @@ def reconstruction(
 ) -> dict[str, float]:
     """Images of ``split`` -> ids -> generation embeddings -> images, scored against the true scenes."""
     from seedtok.config import CLIP_MEAN, CLIP_STD
-    from seedtok.decode.train import to_uint8
+    from seedtok.decode.data import to_uint8
     from seedtok.train.data import load_image_text
 
     cfg = tokenizer.config
