@@ -17,16 +17,23 @@ from seedtok.models import SeedTokenizer
 log = logging.getLogger(__name__)
 
 
-def load_tokenizer(model_dir: str | os.PathLike | None = None, preset: str = "tiny", seed: int = 0) -> SeedTokenizer:
+def load_tokenizer(
+    model_dir: str | os.PathLike | None = None, preset: str = "tiny", seed: int = 0, int8: bool = False
+) -> SeedTokenizer:
     """A trained model from ``model_dir`` (``save_pretrained`` layout), or else a randomly
-    initialised ``preset`` (seeded, so its ids are reproducible; useful for plumbing only)."""
+    initialised ``preset`` (seeded, so its ids are reproducible; useful for plumbing only).
+    ``int8``: the ViT's Linear layers in int8 for CPU inference (:mod:`seedtok.fast`); from
+    ``model_dir`` they are quantized while loading, so no fp32 copy of the ViT is ever held."""
+    from seedtok.fast import load_int8, quantize_vision_
+
     if model_dir is not None:
-        return from_pretrained(model_dir)
+        return load_int8(model_dir) if int8 else from_pretrained(model_dir)
     from seedtok.models.seed2 import build_tokenizer
 
     config = get_preset(preset)
     torch.manual_seed(seed)
-    return build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
+    model = build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
+    return quantize_vision_(model) if int8 else model
 
 
 @dataclass

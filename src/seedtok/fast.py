@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from pathlib import Path
 from typing import Iterator
 
 import torch
