@@ -44,9 +44,23 @@ def test_info_and_parity(capsys):
 
 def test_bench_encode_tiny_writes_json(tmp_path):
     out = tmp_path / "b.json"
-    assert main(["bench", "encode", "--preset", "tiny", "--batch", "2", "--repeats", "1", "--out", str(out)]) == 0
+    assert main(["bench", "encode", "--preset", "tiny", "--batches", "1", "2", "--rounds", "1", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["images_per_s"] > 0 and res["achieved_gflop_per_s"] > 0 and res["machine"]["torch"]
+    row = res["batches"]["2"]["fp32"]
+    assert row["images_per_s"] > 0 and row["achieved_gflop_per_s"] > 0 and row["percent_of_mm_probe"] > 0
+    assert res["machine"]["torch"] and "int8" not in row
+
+
+def test_bench_encode_int8_alternates_and_reports_agreement(one_thread):
+    from seedtok.bench import bench_encode
+
+    res = bench_encode("tiny", batches=(1, 2), rounds=2, int8=True, measure_rss=False)
+    row = res["batches"]["2"]
+    assert len(row["fp32"]["seconds_per_batch"]) == len(row["int8"]["seconds_per_batch"]) == 2
+    assert row["int8_speedup"] > 0 and res["int8_layers"]["int8_linear_layers"] == 4 * 4
+    golden = res["agreement"]["golden_seed1_weights"]
+    assert golden["positions"] == 96 and golden["agreement"] > 0.85 and len(golden["agreement_per_position"]) == 32
+    assert res["agreement"]["random_weights_sample_photos"]["images"] == 2
 
 
 def test_demo_writes_report(tmp_path, capsys):

@@ -29,21 +29,28 @@ from seedtok.models import SeedTokenizer
 log = logging.getLogger(__name__)
 
 
-def load_tokenizer(model_dir: str | os.PathLike | None = None, preset: str | None = None, seed: int = 0) -> SeedTokenizer:
+def load_tokenizer(
+    model_dir: str | os.PathLike | None = None, preset: str | None = None, seed: int = 0, int8: bool = False
+) -> SeedTokenizer:
     """A trained model from ``model_dir`` (``save_pretrained`` layout); else, with ``preset``, a
     randomly initialised one (seeded, so its ids are reproducible; plumbing only); else the
-    shipped trained tiny tokenizer."""
-    if model_dir is not None:
-        return from_pretrained(model_dir)
-    if preset is None:
+    shipped trained tiny tokenizer. ``int8``: the ViT's Linear layers in int8 for CPU inference
+    (:mod:`seedtok.fast`); from a directory they are quantized while loading, so no fp32 copy of
+    the ViT is ever held."""
+    from seedtok.fast import load_int8, quantize_vision_
+
+    if model_dir is None and preset is None:
         from seedtok.release import shipped_tokenizer_dir
 
-        return from_pretrained(shipped_tokenizer_dir())
+        model_dir = shipped_tokenizer_dir()
+    if model_dir is not None:
+        return load_int8(model_dir) if int8 else from_pretrained(model_dir)
     from seedtok.models.seed2 import build_tokenizer
 
     config = get_preset(preset)
     torch.manual_seed(seed)
-    return build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
+    model = build_tokenizer(config).eval()  # SeedTokenizer, or Seed2Tokenizer for preset seed2
+    return quantize_vision_(model) if int8 else model
 
 
 @dataclass

@@ -86,8 +86,8 @@ def load_config(directory: str | os.PathLike) -> TokenizerConfig:
     return config_from_dict(meta.get("config", meta))
 
 
-def from_pretrained(directory: str | os.PathLike, verify: bool = True) -> SeedTokenizer:
-    """Load a model written by :func:`save_pretrained`, strictly, in eval mode."""
+def open_pretrained(directory: str | os.PathLike, verify: bool = True) -> tuple[SeedTokenizer, Path]:
+    """(model built on the meta device from ``config.json``, path of the checked weights file)."""
     directory = Path(directory)
     config = load_config(directory)
     weights = directory / WEIGHTS_NAME
@@ -96,8 +96,13 @@ def from_pretrained(directory: str | os.PathLike, verify: bool = True) -> SeedTo
     expected = json.loads((directory / CONFIG_NAME).read_text()).get("weights_sha256")
     if verify and expected and sha256_file(weights) != expected:
         raise CheckpointError(f"{weights}: sha256 does not match config.json (file corrupt or modified)")
+    return _build(config), weights
+
+
+def from_pretrained(directory: str | os.PathLike, verify: bool = True) -> SeedTokenizer:
+    """Load a model written by :func:`save_pretrained`, strictly, in eval mode."""
+    model, weights = open_pretrained(directory, verify)
     state = read_safetensors(weights)
-    model = _build(config)
     load_state_dict_strict(model, state, source=str(weights))
     return model.eval()
 
@@ -108,6 +113,61 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+
+
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+class SafetensorsReader:
+    """Reads a ``.safetensors`` file one tensor at a time with plain reads (no memory map, so a
+    tensor that has been dropped no longer counts in the process's resident memory)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file = open(self.path, "rb")
+        try:
+            n = int.from_bytes(self._file.read(8), "little")
+            size = self.path.stat().st_size
+            if not 0 < n <= size - 8:
+                raise ValueError(f"header length {n}")
+            header = json.loads(self._file.read(n))
+            header.pop("__metadata__", None)
+            self._entries = {k: (_ST_DTYPES[e["dtype"]], tuple(e["shape"]), *e["data_offsets"]) for k, e in header.items()}
+            self._base = 8 + n
+            for k, (dtype, shape, begin, end) in self._entries.items():
+                numel = 1
+                for d in shape:
+                    numel *= d
+                if end - begin != numel * dtype.itemsize or self._base + end > size:
+                    raise ValueError(f"tensor {k} does not fit the file")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            self._file.close()
+            raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: e[1] for k, e in self._entries.items()}
+
+    def read(self, key: str) -> torch.Tensor:
+        dtype, shape, begin, end = self._entries[key]
+        out = torch.empty(shape, dtype=dtype)
+        self._file.seek(self._base + begin)
+        if end > begin and self._file.readinto(out.view(-1).view(torch.uint8).numpy()) != end - begin:
+            raise CheckpointError(f"{self.path}: truncated at tensor {key}")
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "SafetensorsReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -137,16 +197,15 @@ def _build(config: TokenizerConfig) -> SeedTokenizer:
         return build_tokenizer(config)  # SeedTokenizer, or Seed2Tokenizer for a Seed2Config
 
 
-def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` (seedtok names) into ``model``: all keys, right shapes, nothing extra.
-    Works for models built on the meta device (tensors are assigned, cast to fp32)."""
-    own = model.state_dict()
+def check_state_shapes(own: Mapping[str, tuple], state: Mapping[str, tuple], source: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly the keys of ``own``, each with
+    its shape (both map key -> shape)."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: checkpoint {tuple(state[k])} vs model {tuple(own[k])}"
         for k in set(own) & set(state)
-        if tuple(state[k].shape) != tuple(own[k].shape)
+        if tuple(state[k]) != tuple(own[k])
     )
     problems = []
     if missing:
@@ -157,6 +216,13 @@ def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Ten
         problems.append(f"wrong shapes {_head(wrong)}")
     if problems:
         raise CheckpointError(f"{source}: " + "; ".join(problems))
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` (seedtok names) into ``model``: all keys, right shapes, nothing extra.
+    Works for models built on the meta device (tensors are assigned, cast to fp32)."""
+    own = model.state_dict()
+    check_state_shapes({k: v.shape for k, v in own.items()}, {k: v.shape for k, v in state.items()}, source)
     cast = {k: v.to(own[k].dtype if own[k].dtype.is_floating_point else v.dtype) for k, v in state.items()}
     model.load_state_dict(cast, strict=True, assign=True)
 

@@ -16,6 +16,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _model_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--int8", action="store_true",
+                   help="int8 ViT weights (CPU): with --model, loaded layer by layer without an fp32 copy")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("info", help="print a model's config and parameter counts")
@@ -42,12 +44,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks writing JSON")
     bsub = p.add_subparsers(dest="bench", metavar="WHAT")
     bsub.required = True
-    b = bsub.add_parser("encode", help="encode throughput (images/s, GFLOP/s), fp32 CPU")
+    b = bsub.add_parser("encode", help="encode speed (images/s, GFLOP/s), fp32 and --int8, CPU")
     b.add_argument("--preset", default="seed1", choices=sorted(PRESETS))
     b.add_argument("--random-weights", action="store_true", help="random weights (the only mode; speed does not depend on values)")
-    b.add_argument("--batch", type=int, default=8)
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--int8", action="store_true", help="time the dynamic-int8 ViT path and report code agreement with fp32")
+    b.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
+    b.add_argument("--rounds", type=int, default=3, help="alternated timing rounds; the median is reported")
+    b.add_argument("--int8", action="store_true",
+                   help="also the int8-ViT encoder (alternated with fp32), its peak RSS and code agreement")
+    b.add_argument("--agreement-model", help="trained model directory for the int8 code agreement (with --int8)")
+    b.add_argument("--agreement-data", help="its dataset (shapes-world directory or shards)")
+    b.add_argument("--agreement-split", default="test")
     b.add_argument("--out", default="bench/encode.json", help="JSON output path")
     b.set_defaults(func=cmd_bench_encode)
     from seedtok.commands.scale import add_bench_parsers
@@ -95,7 +101,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from seedtok.api import encode_images, load_tokenizer
 
     _announce_default(args)
-    model = load_tokenizer(args.model, args.preset, args.seed)
+    model = load_tokenizer(args.model, args.preset, args.seed, int8=args.int8)
     results = encode_images(model, args.images, names=args.images, batch_size=args.batch_size)
     failed = 0
     for r in results:
@@ -179,14 +185,25 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_bench_encode(args: argparse.Namespace) -> int:
     from seedtok.bench import bench_encode, write_json
 
-    res = bench_encode(args.preset, args.batch, args.repeats, int8=args.int8)
+    if (args.agreement_model or args.agreement_data) and not args.int8:
+        raise ValueError("--agreement-model/--agreement-data measure the int8 encoder: add --int8")
+    res = bench_encode(args.preset, args.batches, args.rounds, int8=args.int8, agreement_model=args.agreement_model,
+                       agreement_data=args.agreement_data, agreement_split=args.agreement_split)
     write_json(res, args.out)
-    if args.int8:
-        print(f"int8 ViT: code agreement with fp32 {res['code_agreement_vs_fp32']:.3f}")
-    print(
-        f"{args.preset} encode ({res['dtype']}), batch {args.batch}: {res['images_per_s']:.3f} images/s, "
-        f"{res['achieved_gflop_per_s']:.1f} GFLOP/s ({res['gflop_per_image']:.1f} GFLOP/image) -> {args.out}"
-    )
+    for b, row in res["batches"].items():
+        for name in ("fp32", "int8"):
+            if name in row:
+                r = row[name]
+                print(f"{args.preset} encode {name}, batch {b}: {r['images_per_s']:.3f} images/s, "
+                      f"{r['achieved_gflop_per_s']:.1f} GFLOP/s ({r['percent_of_mm_probe']:.0f}% of torch.mm)")
+        if "int8_speedup" in row:
+            print(f"  int8 speedup at batch {b}: {row['int8_speedup']:.2f}x")
+    for name, agr in res.get("agreement", {}).items():
+        print(f"int8 code agreement ({name}): {agr['agreement']:.4f} of {agr['positions']} positions")
+    if "peak_rss" in res:
+        rss = res["peak_rss"]
+        print(f"peak RSS: fp32 {rss['fp32_mib']:.0f} MiB, int8 {rss['int8_mib']:.0f} MiB ({rss['int8_over_fp32']:.2f}x)")
+    print(f"{res['gflop_per_image']:.1f} GFLOP/image -> {args.out}")
     return 0
 
 

@@ -16,7 +16,11 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        h = self.fc1(x)  # (..., hidden)
+        # At inference GELU runs in place: a fresh (B, N, hidden) buffer costs page faults that
+        # took as long as the GELU itself on the 2-core test machines. Same arithmetic.
+        h = F.gelu(h) if torch.is_grad_enabled() else torch.ops.aten.gelu_(h)
+        return self.fc2(h)
 
 
 class FusedSelfAttention(nn.Module):
@@ -36,14 +40,16 @@ class FusedSelfAttention(nn.Module):
             self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
 
-    def _qkv_bias(self) -> torch.Tensor:
+    def qkv_bias(self) -> torch.Tensor:
+        """(3C,) the q, zero k and v biases of ``bias='qv'`` as one vector."""
         return torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
-        qkv = self.qkv(x)  # (B, N, 3C); calling the module lets int8 dynamic quantization swap it
-        if self.bias_mode == "qv":
-            qkv = qkv + self._qkv_bias()
+        if self.bias_mode == "qv":  # one addmm, not mm + a separate (B, N, 3C) add
+            qkv = F.linear(x, self.qkv.weight, self.qkv_bias())
+        else:  # a module call, so seedtok.fast can swap in an int8 projection
+            qkv = self.qkv(x)  # (B, N, 3C)
         q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, C/H)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
@@ -60,5 +66,7 @@ class ViTBlock(nn.Module):
         self.mlp = Mlp(dim, mlp_hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.attn(self.norm1(x))  # a new tensor: the caller's x is never modified
+        if torch.is_grad_enabled():
+            return x + self.mlp(self.norm2(x))
+        return x.add_(self.mlp(self.norm2(x)))  # inference: reuse the block's own buffer
