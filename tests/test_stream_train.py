@@ -110,3 +110,38 @@ def test_two_gloo_processes_see_every_sample_of_an_epoch_once(world, stage1, tmp
     seen = per_rank[0] + per_rank[1]
     assert len(set(seen)) == len(seen) == TRAIN  # every sample of the epoch once across the ranks
     assert json.loads((tmp_path / "out" / "train_summary.json").read_text())["steps"] == 10
+
+
+@pytest.mark.slow
+def test_sigkill_streaming_stage2_then_resume_sees_the_same_samples_per_epoch(world, stage1, tmp_path):
+    """SIGKILL at a random step of a streaming stage-2 run (2.5 epochs), then ``--resume``: the run
+    completes, every epoch saw as many samples (with the same key digest) as the uninterrupted run."""
+    import random
+    import signal
+    import time
+
+    src = str(Path(seedtok.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+
+    def cmd(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "seedtok.cli", "-q", "train", "stage2",
+                *_common(world, "--init", str(stage1), "--out", str(out), "--samples", str(25 * 8), "--ckpt-every", "1",
+                         "--threads", "1"), *extra]
+
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(cmd(ref), env=env, check=True, timeout=600, capture_output=True)
+    kill_at = random.Random().randint(2, 22)
+    proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = killed / "metrics.jsonl", time.time() + 500
+    while proc.poll() is None and time.time() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= kill_at:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before step {kill_at}"
+    subprocess.run(cmd(killed, "--resume"), env=env, check=True, timeout=600, capture_output=True)
+    a, b = (json.loads((d / "train_summary.json").read_text())["data"] for d in (ref, killed))
+    assert b["samples_per_finished_epoch"] == a["samples_per_finished_epoch"] == {"0": TRAIN, "1": TRAIN}, kill_at
+    assert b["positions"] == a["positions"], kill_at
+    assert [r["loss"] for r in _rows(killed)] == [r["loss"] for r in _rows(ref)], kill_at

@@ -125,6 +125,7 @@ def stream_stage2(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
     if args.extra.get("init_generation_head", True):
         init_generation_head(model, _target_mean(data, args, opts, target_cache)[None])
     acc = make_accelerator(args)
+    torch.manual_seed(args.seed)  # the new heads' init must not depend on what ran before in this process
     module = prepare_stage2(model, None, weights)
     frozen = torch.nn.ModuleList([model.vision, model.ln_vision, model.qformer]).to(acc.device)
     if feature_cache:
