@@ -145,3 +145,29 @@ def test_sigkill_streaming_stage2_then_resume_sees_the_same_samples_per_epoch(wo
     assert b["samples_per_finished_epoch"] == a["samples_per_finished_epoch"] == {"0": TRAIN, "1": TRAIN}, kill_at
     assert b["positions"] == a["positions"], kill_at
     assert [r["loss"] for r in _rows(killed)] == [r["loss"] for r in _rows(ref)], kill_at
+
+
+@pytest.fixture(scope="module")
+def tokens(world):
+    """Token shards of the train split (a random-weight tiny tokenizer: plumbing only)."""
+    out = world / "tokens"
+    shards = sorted(str(p) for p in (world / "shapes").glob("train-*.tar"))
+    from seedtok.config import get_preset as preset
+    from seedtok.tokenize_dataset import tokenize_shard
+
+    torch.manual_seed(0)
+    model = SeedTokenizer(preset("tiny")).eval()
+    for shard in shards:
+        tokenize_shard(model, shard, out)
+    return out
+
+
+def test_stream_stage3_over_token_shards_resumes_exactly(tokens, tmp_path):
+    common = ["--tokens", str(tokens), "--stream", "on", "--shuffle-buffer", "20"]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    assert _run("llm", *common, "--steps", "4", "--out", str(ref)) == 0
+    assert _run("llm", *common, "--steps", "2", "--out", str(cut)) == 0
+    assert _run("llm", *common, "--steps", "4", "--out", str(cut), "--resume") == 0
+    assert [r["loss"] for r in _rows(cut)] == [r["loss"] for r in _rows(ref)]
+    report = json.loads((ref / "train_report.json").read_text())
+    assert report["stream"] and report["data"]["skipped"] == 0

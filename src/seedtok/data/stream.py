@@ -96,19 +96,22 @@ class ShardStream(IterableDataset):
     ``transform`` maps a PIL image to a tensor; ``caches`` are
     :class:`~seedtok.data.featcache.ShardCache` objects whose per-sample rows are stacked into
     the batch under their own names. With ``need_pixels=False`` images are not decoded (every
-    pixel consumer reads a cache). Each batch carries ``"__position__"``: (logical worker,
+    pixel consumer reads a cache). ``decode`` replaces the image-text decoding for other shard
+    contents (e.g. token shards: raw sample -> record dict with a ``key``, raising
+    :class:`~seedtok.data.datasets.SampleError` when unusable); batches are then
+    ``{"records": [...], "key": [...]}``. Each batch carries ``"__position__"``: (logical worker,
     position after the batch). Set ``rank``/``world`` and ``start`` before iterating."""
 
     def __init__(self, source: str | Sequence[str], transform: Callable, batch_size: int, seed: int = 0,
                  shuffle_buffer: int = 2000, caches: Sequence[Any] = (), need_pixels: bool = True,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, decode: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         super().__init__()
         kind, items = resolve_source(source)
         if kind != "shards":
             raise ValueError(f"{source}: streaming reads webdataset shards (pack folders first: seedtok data pack)")
         self.shards, self.transform, self.batch_size = list(items), transform, batch_size
         self.seed, self.shuffle_buffer, self.shuffle = seed, shuffle_buffer, shuffle
-        self.caches, self.need_pixels = list(caches), need_pixels
+        self.caches, self.need_pixels, self.decode = list(caches), need_pixels, decode
         self.rank, self.world, self.rotate = 0, 1, 0
         self.start: dict[int, StreamPosition] = {}
 
@@ -182,7 +185,10 @@ class ShardStream(IterableDataset):
             missing = [name for name, row in cached.items() if row is None]
             if missing:  # the cache builder could not use this sample (e.g. a corrupt image)
                 raise SampleError("corrupt image", f"{raw.get('__key__')}: not in cache {missing[0]}")
-            sample = decode_sample(raw, self.transform, image=self.need_pixels)
+            if self.decode is not None:
+                sample = self.decode(raw)
+            else:
+                sample = decode_sample(raw, self.transform, image=self.need_pixels)
         except SampleError as exc:
             _count(pos, exc.reason)
             log.warning("skipping sample: %s", exc)
@@ -191,6 +197,8 @@ class ShardStream(IterableDataset):
         return sample
 
     def _collate(self, samples: list[dict[str, Any]], worker: int, pos: StreamPosition) -> dict[str, Any]:
+        if self.decode is not None:
+            return {"records": samples, "key": [s["key"] for s in samples], POSITION: (worker, pos.to_dict())}
         batch: dict[str, Any] = {f: [s.get(f) for s in samples] for f in ("caption", "key", "scene", "vqa")}
         if self.need_pixels:
             batch["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])

@@ -129,6 +129,7 @@ class StreamBatches:
         self.batches += 1
         self.next_micro_step = micro_step + 1
         self.last_keys = list(raw["key"])
+        raw["__micro_step__"] = micro_step
         if self.key_log is not None:
             self.key_log.mkdir(parents=True, exist_ok=True)
             with open(self.key_log / f"rank{rank}.txt", "a") as fh:
