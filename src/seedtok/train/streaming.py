@@ -113,7 +113,10 @@ class StreamBatches:
         self.stream.rank, self.stream.world = rank, world
         self.stream.start = {w: StreamPosition.from_dict(p.to_dict()) for w, p in self.positions.items()}
         self.stream.rotate = self.batches % max(1, self.workers)
-        loader = DataLoader(self.stream, batch_size=None, num_workers=self.workers)
+        # its own generator: drawing the workers' base seed from the global RNG would shift the
+        # model's dropout after a resume (the iterator starts at another step)
+        gen = torch.Generator().manual_seed(self.stream.seed)
+        loader = DataLoader(self.stream, batch_size=None, num_workers=self.workers, generator=gen)
         self._it = iter(loader)
 
     def batch(self, micro_step: int, rank: int, world: int, batch_size: int) -> dict[str, torch.Tensor]:
