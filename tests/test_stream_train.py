@@ -171,3 +171,11 @@ def test_stream_stage3_over_token_shards_resumes_exactly(tokens, tmp_path):
     assert [r["loss"] for r in _rows(cut)] == [r["loss"] for r in _rows(ref)]
     report = json.loads((ref / "train_report.json").read_text())
     assert report["stream"] and report["data"]["skipped"] == 0
+
+
+def test_stream_decoder_standin_runs(world):
+    out = world / "dec"
+    assert _run("decoder", *_common(world, "--steps", "2", "--out", str(out), "--eval-samples", "0")) == 0
+    prov = json.loads((out / "decoder" / "provenance.json").read_text())
+    assert prov["train_samples"] == 16
+    assert json.loads((out / "checkpoints" / "step-00000002" / "run.json").read_text())["data"] == "stream"

@@ -148,7 +148,7 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
     params = [p for _, p in trainable_parameters(module)]
     bar = tqdm(total=args.steps, initial=start, disable=not (args.progress and acc.is_main_process), desc=info["stage"])
     record: dict[str, Any] = {}
-    t_start, t_last = time.perf_counter(), time.perf_counter()
+    t_start, t_last, c_last = time.perf_counter(), time.perf_counter(), time.process_time()
     global_batch = args.batch_size * acc.num_processes * args.grad_accum
     for step in range(start, args.steps):
         lr = optimizer.param_groups[0]["lr"]
@@ -156,10 +156,12 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
         scheduler.step()
         loss = float(acc.reduce(outputs["loss"].detach(), reduction="mean"))
         extra = after_step(step, outputs) if after_step else {}
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
+        # per CPU-second of this process too: on a shared machine wall time follows the neighbours' load
         record = {"step": step + 1, "samples": (step + 1) * global_batch, "loss": loss, "lr": lr,
-                  "samples_per_s": global_batch / max(now - t_last, 1e-9), **_scalars(acc, outputs), **extra}
-        t_last = now
+                  "samples_per_s": global_batch / max(now - t_last, 1e-9),
+                  "samples_per_cpu_s": global_batch / max(cpu - c_last, 1e-9), **_scalars(acc, outputs), **extra}
+        t_last, c_last = now, cpu
         metrics.write(record)
         bar.update(1)
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:

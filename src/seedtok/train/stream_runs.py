@@ -186,3 +186,27 @@ def stream_encoder(module: torch.nn.Module, config: Any, data: str, args: TrainA
 
     run_info = {"stage": "encoder", "config": config.to_dict(), **opts.identity()}
     return fit(module, _batches(stream, featurize, opts), args, run_info, after_step)
+
+
+def stream_decoder(data: str, args: TrainArgs, opts: StreamOptions, text_cache: str, length: int = 32,
+                   n_mean: int = 1024) -> tuple[StreamBatches, torch.Tensor]:
+    """Stage 0b's data over shards: ``{"pixels" uint8, "states" (B, length, 384)}`` batches, and the
+    mean caption state over the stream's first ``n_mean`` samples (the one-step objective's
+    shrink target; in memory it is the whole set's mean)."""
+    from seedtok.config import CLIP_MEAN, CLIP_STD
+    from seedtok.decode.train import to_uint8
+
+    cache = TextStateCache(text_cache, length, own_caption, states_as="states", mask_as=None)
+    first = make_stream(data, 8, min(n_mean, 256), args.seed, opts.shuffle_buffer, [cache], need_pixels=False)
+    total, count = None, 0
+    for b in first:
+        total = b["states"].float().sum(0) if total is None else total + b["states"].float().sum(0)
+        count += len(b["states"])
+        if count >= n_mean:
+            break
+    stream = make_stream(data, 64, args.batch_size, args.seed, opts.shuffle_buffer, [cache])
+
+    def featurize(b: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"pixels": to_uint8(b["pixel_values"], CLIP_MEAN, CLIP_STD), "states": b["states"]}
+
+    return _batches(stream, featurize, opts), total / count
