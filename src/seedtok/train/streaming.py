@@ -58,8 +58,6 @@ def estimate_samples(data: str, split: str = "train") -> int:
     if index.is_file():
         return int(json.loads(index.read_text())["splits"][split]["count"])
     shards = train_shards(data, split)
-    if "://" in shards[0]:
-        return 0
     with tarfile.open(shards[0]) as tar:
         keys = {m.name.split(".")[0] for m in tar.getmembers() if m.isfile()}
     return len(keys) * len(shards)
@@ -71,6 +69,9 @@ def choose_stream(mode: str, data: str, bytes_per_sample: int, threshold_gb: flo
         raise TrainingError(f"--stream must be one of {STREAM_MODES}, got {mode!r}")
     if mode != "auto":
         return mode == "on"
+    if any("://" in u for u in _maybe_shards(data)):
+        log.info("--stream auto: remote shards: streaming")
+        return True
     try:
         n = estimate_samples(data)
     except (OSError, KeyError, ValueError, tarfile.TarError, TrainingError, FileNotFoundError):
@@ -80,6 +81,13 @@ def choose_stream(mode: str, data: str, bytes_per_sample: int, threshold_gb: flo
     log.info("--stream auto: ~%d samples x %d B = %.1f GB in memory (threshold %.1f GB): %s", n, bytes_per_sample,
              need, threshold_gb, "streaming" if stream else "in memory")
     return stream
+
+
+def _maybe_shards(data: str) -> list[str]:
+    try:
+        return train_shards(data)
+    except (OSError, KeyError, ValueError, TrainingError):
+        return []
 
 
 def _gather(obj: Any) -> list[Any]:
