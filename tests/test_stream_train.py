@@ -179,3 +179,26 @@ def test_stream_decoder_standin_runs(world):
     prov = json.loads((out / "decoder" / "provenance.json").read_text())
     assert prov["train_samples"] == 16
     assert json.loads((out / "checkpoints" / "step-00000002" / "run.json").read_text())["data"] == "stream"
+
+
+def test_stream_corrupt_member_is_skipped_and_counted(world, tmp_path):
+    import io
+    import tarfile
+
+    data = tmp_path / "shards"
+    data.mkdir()
+    for i, shard in enumerate(sorted((world / "shapes").glob("train-*.tar"))[:2]):
+        with tarfile.open(shard) as src, tarfile.open(data / f"d-{i}.tar", "w") as dst:
+            for member in src.getmembers():
+                dst.addfile(member, src.extractfile(member))
+            if i == 0:
+                for name, payload in (("broken.png", b"not a png"), ("broken.txt", b"a red circle")):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    dst.addfile(info, io.BytesIO(payload))
+    out = tmp_path / "run"
+    assert _run("stage1", "--data", str(data), "--out", str(out), "--samples", "24", "--batch-size", "8", "--stream", "on",
+                "--cache-dir", str(tmp_path / "cache"), "--encoder", str(world / "enc.safetensors")) == 0
+    summary = json.loads((out / "train_summary.json").read_text())  # 20 good samples a epoch: all read
+    assert summary["skipped"] >= 1 and set(summary["data"]["skipped_reasons"]) == {"corrupt image"}
+    assert summary["data"]["samples_per_finished_epoch"] == {"0": 20}
