@@ -37,7 +37,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train_lm)
 
     p = tsub.add_parser("llm", help="stage 3: LoRA-tune an LLM on SEED tokens (caption, draw, VQA)")
-    p.add_argument("--data", required=True, help="shapes-world directory (its train split), or shards/folder/JSONL")
+    p.add_argument("--data", help="shapes-world directory (its train split), or shards/folder/JSONL (or give --tokens)")
+    p.add_argument("--tokens", help="token shards written by `seedtok tokenize-dataset` (with the --tokenizer that "
+                   "wrote them) instead of --data; streamed when large (--stream)")
+    p.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                   help="with --tokens: stream the token shards, or read them into memory; auto streams above "
+                        "--stream-threshold GB (~2 KB per record)")
+    p.add_argument("--stream-threshold", type=float, default=4.0)
+    p.add_argument("--shuffle-buffer", type=int, default=2000, help="records per shuffled block when streaming")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process when streaming")
     p.add_argument("--out", required=True, help="run directory; the adapter is saved here")
     p.add_argument("--preset", default="tiny", help="stage-3 preset: tiny (CPU, LoRA), tiny-full (CPU, every "
                    "weight trains) or full (GPUs)")
@@ -207,11 +215,45 @@ def cmd_train_llm(a: argparse.Namespace) -> int:
     preset = STAGE3_PRESETS[a.preset]
     if a.loss_weighting:
         preset = dataclasses.replace(preset, loss_weighting=a.loss_weighting)
+    if a.tokens:
+        report = _train_on_tokens(a, preset)
+        print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+        return 0
+    if not a.data:
+        raise ValueError("give --data (images) or --tokens (token shards)")
     cache = _train_cache(a)
     _, report = train_stage3(cache, a.out, preset, a.base, a.gguf, a.steps, a.seed, a.resume,
                              progress=not a.quiet, grad_checkpointing=a.grad_checkpointing)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
     return 0
+
+
+def _train_on_tokens(a: argparse.Namespace, preset) -> dict:
+    """Stage 3 on token shards: streamed (:mod:`seedtok.mllm.stream`) or read into an id cache."""
+    import torch
+
+    from seedtok.mllm.cache import IdCache, tokenizer_fingerprint
+    from seedtok.mllm.stage3 import train_stage3
+    from seedtok.mllm.stream import train_stage3_stream
+    from seedtok.tokenize_dataset import read_token_shards
+    from seedtok.train.stream_runs import StreamOptions
+    from seedtok.train.streaming import choose_stream
+
+    if a.oracle or a.data:
+        raise ValueError("--tokens replaces --data and --oracle")
+    tok = _image_tokenizer(a.tokenizer)
+    meta = {"codebook_size": tok.config.codebook.codebook_size, "num_tokens": tok.config.num_tokens,
+            "tokenizer": tokenizer_fingerprint(tok), "source": a.tokens}
+    if choose_stream(a.stream, a.tokens, 2048, a.stream_threshold):
+        opts = StreamOptions(a.stream, a.stream_threshold, a.shuffle_buffer, a.workers)
+        return train_stage3_stream(a.tokens, meta, a.out, preset, opts, a.base, a.gguf, a.steps, a.seed, a.resume,
+                                   progress=not a.quiet, grad_checkpointing=a.grad_checkpointing)[1]
+    records = list(read_token_shards(a.tokens))
+    ids = torch.tensor([r["ids"] for r in records], dtype=torch.long).reshape(len(records), meta["num_tokens"])
+    recs = [{"key": r["key"], "caption": r["caption"], "vqa": r.get("vqa") or [], **({"scene": r["scene"]} if "scene" in r else {})}
+            for r in records]
+    return train_stage3(IdCache(ids, recs, {**meta, "count": len(recs)}), a.out, preset, a.base, a.gguf, a.steps, a.seed,
+                        a.resume, progress=not a.quiet, grad_checkpointing=a.grad_checkpointing)[1]
 
 
 def _train_cache(a: argparse.Namespace):

@@ -97,6 +97,22 @@ def _common(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="recompute activations of the trained transformer blocks in backward (less memory)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
+    p.add_argument("--samples", type=int,
+                   help="run length in samples seen (replaces --steps: ceil(samples / (batch x processes x grad-accum)))")
+    g = p.add_argument_group("streaming (corpora that do not fit in memory; README 'Training at scale')")
+    g.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                   help="stream webdataset shards instead of loading the split into memory; auto: stream when the "
+                        "in-memory estimate exceeds --stream-threshold (default auto)")
+    g.add_argument("--stream-threshold", type=float, default=4.0, help="GB; see --stream auto (default 4)")
+    g.add_argument("--shuffle-buffer", type=int, default=2000, help="samples per shuffled block (default 2000)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader workers per process when streaming (default 0)")
+    g.add_argument("--key-log", help=argparse.SUPPRESS)  # tests: append each rank's sample keys here
+
+
+def _stream_options(a: argparse.Namespace):
+    from seedtok.train.stream_runs import StreamOptions
+
+    return StreamOptions(a.stream, a.stream_threshold, a.shuffle_buffer, a.workers, a.key_log)
 
 
 def _train_args(a: argparse.Namespace) -> "TrainArgs":
@@ -111,7 +127,7 @@ def _train_args(a: argparse.Namespace) -> "TrainArgs":
                      weight_decay=a.weight_decay, grad_clip=a.grad_clip, grad_accum=a.grad_accum, seed=a.seed,
                      log_every=a.log_every, ckpt_every=a.ckpt_every, resume=a.resume,
                      progress=not getattr(a, "quiet", False), cpu=not a.gpu,
-                     grad_checkpointing=getattr(a, "grad_checkpointing", False),
+                     grad_checkpointing=getattr(a, "grad_checkpointing", False), samples=getattr(a, "samples", None),
                      extra={"feature_cache": a.feature_cache} if getattr(a, "feature_cache", None) else {})
 
 
@@ -122,14 +138,15 @@ def _print(obj) -> None:
 def cmd_encoder(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_encoder
 
-    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit, a.clip_weight))
+    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit, a.clip_weight, stream=_stream_options(a)))
     return 0
 
 
 def cmd_stage1(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_stage1
 
-    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir)
+    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir,
+                         _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
     return 0
 
@@ -143,7 +160,8 @@ def cmd_stage2(a: argparse.Namespace) -> int:
         args.extra["loss_weights"] = list(a.loss_weights)
     if a.generation_lr_scale is not None:
         args.extra["generation_lr_scale"] = a.generation_lr_scale
-    summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target)
+    summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target,
+                         _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
     return 0
 

@@ -73,9 +73,12 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def decode_sample(raw: dict[str, Any], transform: Callable, clean: bool = False, max_words: int = 50) -> dict[str, Any]:
+def decode_sample(raw: dict[str, Any], transform: Callable, clean: bool = False, max_words: int = 50,
+                  image: bool = True) -> dict[str, Any]:
     """Raw webdataset-style sample -> ``{"pixel_values", "caption", "key", "url"[, "scene",
-    "vqa"]}``. Raises :class:`SampleError` for an unusable sample."""
+    "vqa"]}``. Raises :class:`SampleError` for an unusable sample. With ``image=False`` the
+    image is only checked to be present, not decoded (``pixel_values`` is None): for streaming
+    runs whose image features come from a cache."""
     key = raw.get("__key__", "?")
     meta: dict[str, Any] = {}
     if "json" in raw:
@@ -94,12 +97,14 @@ def decode_sample(raw: dict[str, Any], transform: Callable, clean: bool = False,
     img_ext = next((e for e in IMAGE_EXTS if e in raw), None)
     if img_ext is None:
         raise SampleError("missing image", key)
-    try:
-        img = load_image(raw[img_ext], name=key)
-    except ImageError as exc:
-        raise SampleError("corrupt image", str(exc)) from None
+    pixels = None
+    if image:
+        try:
+            pixels = transform(load_image(raw[img_ext], name=key))
+        except ImageError as exc:
+            raise SampleError("corrupt image", str(exc)) from None
     out = {
-        "pixel_values": transform(img),
+        "pixel_values": pixels,
         "caption": clean_caption(caption, max_words) if clean else caption,
         "key": key,
         "url": raw.get("__url__", ""),

@@ -135,25 +135,25 @@ def _wall_total(out: Path, session_s: float, resumed: bool) -> float:
 def train_decoder(
     kind: str, data: str, args, cache_dir: str | None = None, limit: int | None = None, cond_dropout: float = 0.1,
     width: int | None = None, eval_samples: int = 500, ship_dtype: torch.dtype = torch.float16, command: str | None = None,
-    init: str | None = None, shrink: float = 0.0, noise: float = 0.0,
+    init: str | None = None, shrink: float = 0.0, noise: float = 0.0, stream: Any = None,
 ) -> dict[str, Any]:
     """Train a stand-in (from scratch, or from the stand-in directory ``init``); write
     ``OUT/decoder`` (weights stored as ``ship_dtype``) and evaluate the SD upper bound of the
-    *stored* weights on ``eval_samples`` test scenes."""
-    from seedtok.train.data import TensorBatches
+    *stored* weights on ``eval_samples`` test scenes. ``stream``: a
+    :class:`~seedtok.train.stream_runs.StreamOptions` (in memory, or streaming the shards)."""
     from seedtok.train.loop import fit
 
-    tensors, train = decoder_data(data, "train", cache_dir, limit, args.progress)
+    source, mean_state, n_train, info_stream = _decoder_source(data, args, cache_dir, limit, stream)
     uncond = empty_states(data, cache_dir)
     torch.manual_seed(args.seed)
     model = build_model(kind, width) if init is None else _from_standin(init, kind)
     if kind == "onestep":
-        objective = ReconstructionObjective(model, tensors["states"].float().mean(0), shrink, noise)
+        objective = ReconstructionObjective(model, mean_state, shrink, noise)
     else:
         objective = NoisePredictionObjective(model, uncond, cond_dropout)
     info = {"stage": f"decoder-{kind}", "kind": kind, "width": width, "cond_dropout": cond_dropout, "limit": limit,
-            "init": init, "cond_shrink": shrink, "cond_noise": noise}  # fmt: skip
-    summary = fit(objective, TensorBatches(tensors, args.seed), args, info)
+            "init": init, "cond_shrink": shrink, "cond_noise": noise, **info_stream}  # fmt: skip
+    summary = fit(objective, source, args, info)
     out = Path(args.out)
     wall = _wall_total(out, summary["wall_s"], args.resume)
     provenance = {
@@ -161,7 +161,7 @@ def train_decoder(
         "command": command or " ".join(sys.argv), "kind": kind, "seed": args.seed, "steps": args.steps,
         "batch_size": args.batch_size, "lr": args.lr, "cond_dropout": cond_dropout if kind == "diffusion" else None,
         "init": init, "cond_shrink": shrink, "cond_noise": noise,
-        "params": sum(p.numel() for p in model.parameters()), "train_samples": len(train),
+        "params": sum(p.numel() for p in model.parameters()), "train_samples": n_train,
         "data": _data_info(data), "wall_s_total": round(wall, 1),
         "device": _device(args), "final_loss": summary["last"].get("loss"), "stored_dtype": str(ship_dtype),
     }  # fmt: skip
@@ -174,6 +174,25 @@ def train_decoder(
         provenance["metrics"] = {"sd_upper_bound": upper_bound(load_standin(target), data, cache_dir, eval_samples)}
         write_provenance(target, provenance)
     return provenance
+
+
+def _decoder_source(data: str, args, cache_dir: str | None, limit: int | None, stream: Any):
+    """(batch source, mean caption state, training samples, run-identity fields): the train
+    split in memory, or streamed over its shards (``--stream``, :mod:`seedtok.train.streaming`)."""
+    from seedtok.train.data import TensorBatches
+    from seedtok.train.runs import default_cache
+    from seedtok.train.streaming import choose_stream
+
+    per_sample = 3 * 64 * 64 + GENERATION_LEN * 384 * 2
+    if stream is not None and choose_stream(stream.mode, data, per_sample, stream.threshold_gb):
+        from seedtok.train.stream_runs import stream_decoder
+
+        if limit is not None:
+            raise ValueError("--limit reads a subset into memory; it does not combine with --stream on")
+        source, mean_state = stream_decoder(data, args, stream, default_cache(data, cache_dir), GENERATION_LEN)
+        return source, mean_state, args.steps * args.batch_size, stream.identity()
+    tensors, train = decoder_data(data, "train", cache_dir, limit, args.progress)
+    return TensorBatches(tensors, args.seed), tensors["states"].float().mean(0), len(train), {}
 
 
 def _from_standin(init: str, kind: str) -> nn.Module:
@@ -227,6 +246,18 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--gpu", action="store_true", help="use the accelerator instead of the CPU")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                   help="stream the train shards instead of reading them into memory (auto: above --stream-threshold GB)")
+    p.add_argument("--stream-threshold", type=float, default=4.0)
+    p.add_argument("--shuffle-buffer", type=int, default=2000, help="samples per shuffled block when streaming")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers when streaming")
+
+
+def _stream_options(a: argparse.Namespace):
+    from seedtok.train.stream_runs import StreamOptions
+
+    return StreamOptions(getattr(a, "stream", "off"), getattr(a, "stream_threshold", 4.0),
+                         getattr(a, "shuffle_buffer", 2000), getattr(a, "workers", 0))
 
 
 def run_from_args(a: argparse.Namespace) -> dict[str, Any]:
@@ -243,6 +274,6 @@ def run_from_args(a: argparse.Namespace) -> dict[str, Any]:
     dtype = torch.float32 if a.store_fp32 else torch.float16
     result = train_decoder(a.kind, a.data, args, a.cache_dir, a.limit, a.cond_dropout, d["width"], a.eval_samples, dtype,
                            command="seedtok " + " ".join(sys.argv[1:]), init=a.init, shrink=a.cond_shrink,
-                           noise=a.cond_noise)  # fmt: skip
+                           noise=a.cond_noise, stream=_stream_options(a))  # fmt: skip
     log.info("train decoder: %.1f s", time.perf_counter() - t0)
     return result

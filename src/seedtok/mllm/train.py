@@ -96,13 +96,14 @@ class StepBatches:
 
 def train_lm(model: nn.Module, make: Callable[[int, int], dict[str, torch.Tensor]], args: TrainArgs, stage: str,
              info: dict[str, Any] | None = None, image_range: tuple[int, int] | None = None,
-             weighting: str = "token") -> dict[str, Any]:
+             weighting: str = "token", data: Any = None) -> dict[str, Any]:
     """Train ``model``'s trainable parameters; returns the core's summary plus ``history``
-    (the per-step losses read back from ``OUT/metrics.jsonl``)."""
+    (the per-step losses read back from ``OUT/metrics.jsonl``). Batches come from ``make``, or
+    from ``data`` (a streaming source, :class:`seedtok.train.streaming.StreamBatches`)."""
     objective = CausalLMObjective(model, image_range, weighting)
     model.train()
     try:
-        summary = fit(objective, StepBatches(make), args, {"stage": stage, **(info or {})})
+        summary = fit(objective, data or StepBatches(make), args, {"stage": stage, **(info or {})})
     finally:
         model.eval()
     metrics = Path(args.out) / "metrics.jsonl"

@@ -54,8 +54,11 @@ def save_checkpoint(
     run_info: dict[str, Any],
     keep: int = 2,
     hook_state: dict[str, Any] | None = None,
+    data_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` (completed optimizer steps) atomically; prune old ones."""
+    """Write checkpoint ``step`` (completed optimizer steps) atomically; prune old ones.
+    ``data_state`` is a streaming run's data position (every rank's, see
+    :class:`seedtok.train.streaming.StreamBatches`)."""
     root = checkpoint_root(out)
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
@@ -66,7 +69,10 @@ def save_checkpoint(
     save_file(tensors, str(tmp / "trainable.safetensors"))
     save_tree({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp, "optimizer")
     rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    save_tree({"step": step, "rng": rng, "hook": hook_state}, tmp, "state")
+    state = {"step": step, "rng": rng, "hook": hook_state}
+    if data_state is not None:
+        state["data"] = data_state
+    save_tree(state, tmp, "state")
     (tmp / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
     files = sorted(p.name for p in tmp.iterdir())
     manifest = {"step": step, "sha256": {f: sha256_file(tmp / f) for f in files}}
@@ -131,10 +137,12 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def load_checkpoint(
-    path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, run_info: dict[str, Any], hook=None
+    path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, run_info: dict[str, Any], hook=None,
+    data=None,
 ) -> int:
-    """Restore trainable weights, optimizer, scheduler, RNG and the hook's state (e.g. codebook
-    usage counts); returns the number of completed steps."""
+    """Restore trainable weights, optimizer, scheduler, RNG, the hook's state (e.g. codebook
+    usage counts) and a streaming ``data`` source's position; returns the number of completed
+    steps."""
     verify_checkpoint(path)
     saved_info = json.loads((path / "run.json").read_text())
     check_run_identity(saved_info, json.loads(json.dumps(run_info)), path)
@@ -156,5 +164,9 @@ def load_checkpoint(
     random.setstate(state["rng"]["python"])
     if hook is not None and hasattr(hook, "load_state_dict") and state.get("hook") is not None:
         hook.load_state_dict(state["hook"])
+    if hasattr(data, "load_state_dict"):
+        if state.get("data") is None:
+            raise TrainingError(f"--resume: checkpoint {path} has no data position (written by an in-memory run)")
+        data.load_state_dict(state["data"])
     log.info("resumed from %s (step %d)", path, state["step"])
     return int(state["step"])

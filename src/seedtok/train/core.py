@@ -32,7 +32,9 @@ class TrainingInterrupted(TrainingError):
 @dataclass
 class TrainArgs:
     """Run settings shared by all stages. ``batch_size`` is per process and per micro-batch;
-    the global batch is ``batch_size * world_size * grad_accum``."""
+    the global batch is ``batch_size * world_size * grad_accum``. ``samples``, when set, is the
+    run's length in samples seen and replaces ``steps`` (``ceil(samples / global batch)``), so
+    1 process x batch 2b and 2 processes x batch b train for the same number of steps."""
 
     out: str
     steps: int = 1000
@@ -51,11 +53,12 @@ class TrainArgs:
     progress: bool = True
     cpu: bool = True
     grad_checkpointing: bool = False
+    samples: int | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # Fields that may differ between an interrupted run and its resumption.
     RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_checkpoints", "resume", "progress",
-                         "grad_checkpointing")
+                         "grad_checkpointing", "samples")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

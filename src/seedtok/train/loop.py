@@ -3,8 +3,11 @@
 The :class:`accelerate.Accelerator` owns device placement, DDP wrapping (gloo on CPU),
 mixed precision where the device supports it, and gradient accumulation. A stage supplies an
 ``nn.Module`` whose ``forward(batch)`` returns a dict with a scalar ``loss`` (plus scalar
-metrics; keys starting with ``_`` are passed to ``after_step`` and not logged), a
-:class:`~seedtok.train.data.TensorBatches`, and optionally an ``after_step`` hook.
+metrics; keys starting with ``_`` are passed to ``after_step`` and not logged), a data source
+(:class:`~seedtok.train.data.TensorBatches` in memory, or a streaming
+:class:`~seedtok.train.streaming.StreamBatches`, whose position goes into every checkpoint),
+and optionally an ``after_step`` hook. Every record of ``metrics.jsonl`` carries ``samples``,
+the samples seen so far over all ranks.
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``module`` for ``args.steps`` optimizer steps; returns a summary dict."""
     acc = accelerator or make_accelerator(args)
+    if args.samples:
+        global_batch = args.batch_size * acc.num_processes * args.grad_accum
+        args.steps = max(1, math.ceil(args.samples / global_batch))
     seed_everything(args.seed)
     if args.grad_checkpointing:
         log.info("gradient checkpointing on in %d part(s)", enable_grad_checkpointing(module))
@@ -126,11 +132,13 @@ def fit(
     info = {**run_info, "world_size": acc.num_processes, "args": args.identity()}
     start = 0
     if args.resume:
-        start = load_checkpoint(latest_checkpoint(args.out), module, optimizer, scheduler, info, after_step)
+        start = load_checkpoint(latest_checkpoint(args.out), module, optimizer, scheduler, info, after_step, data)
     metrics = MetricsWriter(Path(args.out) / "metrics.jsonl", acc.is_main_process, start if args.resume else None)
     with StopRequest() as stop:
         summary = _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start, metrics, after_step, stop)
     acc.wait_for_everyone()
+    if hasattr(data, "summary"):
+        summary["data"] = data.summary()
     return summary
 
 
@@ -140,7 +148,7 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
     params = [p for _, p in trainable_parameters(module)]
     bar = tqdm(total=args.steps, initial=start, disable=not (args.progress and acc.is_main_process), desc=info["stage"])
     record: dict[str, Any] = {}
-    t_start, t_last = time.perf_counter(), time.perf_counter()
+    t_start, t_last, c_last = time.perf_counter(), time.perf_counter(), time.process_time()
     global_batch = args.batch_size * acc.num_processes * args.grad_accum
     for step in range(start, args.steps):
         lr = optimizer.param_groups[0]["lr"]
@@ -148,10 +156,12 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
         scheduler.step()
         loss = float(acc.reduce(outputs["loss"].detach(), reduction="mean"))
         extra = after_step(step, outputs) if after_step else {}
-        now = time.perf_counter()
-        record = {"step": step + 1, "loss": loss, "lr": lr,
-                  "samples_per_s": global_batch / max(now - t_last, 1e-9), **_scalars(acc, outputs), **extra}
-        t_last = now
+        now, cpu = time.perf_counter(), time.process_time()
+        # per CPU-second of this process too: on a shared machine wall time follows the neighbours' load
+        record = {"step": step + 1, "samples": (step + 1) * global_batch, "loss": loss, "lr": lr,
+                  "samples_per_s": global_batch / max(now - t_last, 1e-9),
+                  "samples_per_cpu_s": global_batch / max(cpu - c_last, 1e-9), **_scalars(acc, outputs), **extra}
+        t_last, c_last = now, cpu
         metrics.write(record)
         bar.update(1)
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
@@ -159,9 +169,11 @@ def _run_steps(acc, model, module, optimizer, scheduler, data, args, info, start
         interrupted = stop is not None and stop.requested(acc)
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps or interrupted:
             acc.wait_for_everyone()
+            data_state = data.state_dict() if hasattr(data, "state_dict") else None  # every rank takes part
             if acc.is_main_process:
                 hook_state = after_step.state_dict() if hasattr(after_step, "state_dict") else None
-                save_checkpoint(args.out, step + 1, module, optimizer, scheduler, info, args.keep_checkpoints, hook_state)
+                save_checkpoint(args.out, step + 1, module, optimizer, scheduler, info, args.keep_checkpoints, hook_state,
+                                data_state)
         if interrupted:
             bar.close()
             name = signal.Signals(stop.signum).name if stop.signum else "a signal on another rank"

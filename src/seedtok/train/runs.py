@@ -6,6 +6,10 @@
   checkpoint) -> Causal Q-Former trained -> ``save_pretrained`` directory.
 - :func:`run_stage2`: stage-1 model directory -> codebook + de-tokenizer trained ->
   ``save_pretrained`` directory + ``reconstruction.safetensors`` (training-only head).
+
+Each takes ``stream`` (:class:`~seedtok.train.stream_runs.StreamOptions`): in memory (the
+default for small data, faster) or streaming over webdataset shards (:mod:`seedtok.train.streaming`),
+chosen by size (``auto``) or forced.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from seedtok.train.loop import fit, make_accelerator
 from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
 from seedtok.train.stage1 import stage1_tensors, train_stage1
 from seedtok.train.stage2 import DEFAULT_WEIGHTS, ReconstructionHead, loss_weights, stage2_tensors, train_stage2
+from seedtok.train.stream_runs import StreamOptions, bytes_per_sample
+from seedtok.train.streaming import choose_stream
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +72,50 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str | None = None,
-                limit: int | None = None, clip_weight: float = 0.0, probe_train: int = 4000) -> dict[str, Any]:
+                limit: int | None = None, clip_weight: float = 0.0, probe_train: int = 4000,
+                stream: StreamOptions | None = None) -> dict[str, Any]:
     """Stage 0a: train the stand-in ViT on the shapes world's cell labels (+ optional CLIP term);
     score it with the per-cell-average linear probe on the test split; write the stand-in."""
+    config = get_preset(preset)
+    stream = stream or StreamOptions()
+    if _streaming(stream, data, SeedTokenizer(config) if stream.mode == "auto" else None, "encoder", limit):
+        return _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_train, stream)
+    return _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, probe_train)
+
+
+def _streaming(stream: StreamOptions, data: str, model: SeedTokenizer | None, stage: str, limit: int | None) -> bool:
+    on = choose_stream(stream.mode, data, bytes_per_sample(model, stage) if model is not None else 0, stream.threshold_gb)
+    if on and limit is not None:
+        raise TrainingError("--limit reads a subset into memory; it does not combine with --stream on")
+    return on
+
+
+def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_train, stream) -> dict[str, Any]:
+    from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
+    from seedtok.train.evaluate import encoder_probe
+    from seedtok.train.stream_runs import stream_encoder
+
+    # the probe's sets (bounded: probe_train + the test split) are read before any process group
+    probe_set = load_image_text(data, "train", config.vision.image_size, probe_train)
+    test = load_image_text(data, "test", config.vision.image_size)
+    torch.manual_seed(args.seed)
+    module = EncoderPretrainModule(config.vision, clip_weight)
+    args.extra.setdefault("clip_weight", clip_weight)
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = stream_encoder(module, config, data, args, stream, default_cache(data, cache_dir), clip_weight,
+                             clamp_temperature(module))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    probe = encoder_probe(module.vision, probe_set.pixels, probe_set.scenes, test)
+    info = {k: v for k, v in summary.get("data", {}).items() if k != "positions"}
+    return _encoder_outputs(module, config, preset, data, args, summary, wall, cpu, probe, len(probe_set),
+                            {"source": str(data), **info})
+
+
+def _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, probe_train):
     from seedtok.eval.probe import cell_labels
     from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
     from seedtok.eval.tokenizer import encoder_probe
 
-    config = get_preset(preset)
     # Read every split before the Accelerator starts: the loader shards by rank once a
     # process group exists, and the in-memory batching already splits by rank.
     train = load_image_text(data, "train", config.vision.image_size, limit)
@@ -94,6 +136,11 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = min(probe_train, len(train))
     probe = encoder_probe(module.vision, train.pixels[:n], train.scenes[:n], test)
+    return _encoder_outputs(module, config, preset, data, args, summary, wall, cpu, probe, n,
+                            {"source": str(data), "train_samples": len(train), "skipped": train.skipped})
+
+
+def _encoder_outputs(module, config, preset, data, args, summary, wall, cpu, probe, n, data_info) -> dict[str, Any]:
     out = Path(args.out)
     if _is_main():
         save_file(module.vision_state_dict(), str(out / "encoder.safetensors"), metadata={"format": "pt"})
@@ -102,7 +149,7 @@ def run_encoder(data: str, args: TrainArgs, preset: str = "tiny", cache_dir: str
                 "to classify its grid cell's colour/shape/size (+ optional CLIP term against frozen MiniLM-L6)",
         "preset": preset, "vision_config": dataclasses.asdict(config.vision),
         "params": sum(p.numel() for p in module.vision.parameters()),
-        "data": {"source": str(data), "train_samples": len(train), "skipped": train.skipped},
+        "data": data_info,
         "args": args.to_dict(), "steps": args.steps, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
         "torch_threads": torch.get_num_threads(), "final_loss": summary["last"].get("loss"),
         "probe": {"what": f"per-cell-average linear probe, trained on {n} train images, scored on the test split",
@@ -151,8 +198,16 @@ def build_stage1_model(preset: str, encoder: str | None, init: str | None, qform
 
 
 def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder: str | None = None, init: str | None = None,
-               qformer_init: str | None = None, limit: int | None = None, cache_dir: str | None = None) -> dict[str, Any]:
+               qformer_init: str | None = None, limit: int | None = None, cache_dir: str | None = None,
+               stream: StreamOptions | None = None) -> dict[str, Any]:
     model = build_stage1_model(preset, encoder, init, qformer_init)
+    stream = stream or StreamOptions()
+    if _streaming(stream, data, model, "stage1", limit):
+        from seedtok.train.stream_runs import stream_stage1
+
+        args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
+        summary = stream_stage1(model, data, args, stream, default_cache(data, cache_dir), args.extra.get("feature_cache"))
+        return _finish_stream(model, args, summary)
     train = load_image_text(data, "train", model.config.vision.image_size, limit)
     args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
     tensors = stage1_tensors(model, train, args.extra.get("feature_cache"), default_cache(data, cache_dir))
@@ -162,6 +217,21 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     summary.update(skipped=train.skipped, train_samples=len(train))
     _write_json(Path(args.out) / "train_summary.json", summary)
     return summary
+
+
+def _finish_stream(model: SeedTokenizer, args: TrainArgs, summary: dict[str, Any]) -> dict[str, Any]:
+    if _is_main():
+        save_pretrained(model.eval(), args.out)
+    data = summary.get("data", {})
+    summary.update(skipped=data.get("skipped", 0), train_samples=summary["steps"] * _global_batch(args), stream=True)
+    _write_json(Path(args.out) / "train_summary.json", summary)
+    return summary
+
+
+def _global_batch(args: TrainArgs) -> int:
+    from seedtok.losses import world_info
+
+    return args.batch_size * world_info()[1] * args.grad_accum
 
 
 def generation_captions(data: ImageTextSet, target: str) -> list[str]:
@@ -188,7 +258,7 @@ def default_target(data: ImageTextSet) -> str:
 
 def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = None, reinit: bool | None = None,
                cache_dir: str | None = None, limit: int | None = None, health_every: int = 50,
-               target: str | None = None) -> dict[str, Any]:
+               target: str | None = None, stream: StreamOptions | None = None) -> dict[str, Any]:
     """Stage 2 from a stage-1 directory. ``codebook`` switches the quantizer kind ('reference' /
     'cosine'); dead-code re-initialisation defaults to on for 'cosine', off for 'reference'.
     ``target`` names the generation target (:func:`generation_captions`; default: 'canonical'
@@ -198,6 +268,9 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
     model = SeedTokenizer(config)
     model.load_state_dict(stage1.state_dict(), strict=True)  # the codebook is still untrained
     reinit = config.codebook.kind == "cosine" if reinit is None else reinit
+    stream = stream or StreamOptions()
+    if _streaming(stream, data, model, "stage2", limit):
+        return _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target)
     train = load_image_text(data, "train", config.vision.image_size, limit)
     target = args.extra.setdefault("generation_target", target or default_target(train))
     targets, _ = cached_text_states(generation_captions(train, target), config.generation_len,
@@ -215,6 +288,21 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
         save_file({k: v.contiguous() for k, v in module.recon.state_dict().items()}, str(Path(args.out) / RECON_NAME))
     summary.update(skipped=train.skipped, train_samples=len(train), reinit=reinit, codebook_kind=config.codebook.kind)
     _write_json(Path(args.out) / "train_summary.json", summary)
+    return summary
+
+
+def _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target) -> dict[str, Any]:
+    from seedtok.train.stream_runs import stream_stage2
+
+    shapes = (Path(data) / "index.json").is_file()
+    target = args.extra.setdefault("generation_target", target or ("canonical" if shapes else "caption"))
+    args.extra.setdefault("init", {"init": str(init), "data": str(data)})
+    summary, module = stream_stage2(model, data, args, stream, default_cache(data, cache_dir), target, reinit,
+                                    health_every, args.extra.get("feature_cache"))
+    summary.update(reinit=reinit, codebook_kind=model.config.codebook.kind)
+    summary = _finish_stream(model, args, summary)
+    if _is_main():
+        save_file({k: v.contiguous() for k, v in module.recon.state_dict().items()}, str(Path(args.out) / RECON_NAME))
     return summary
 
 
