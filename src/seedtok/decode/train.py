@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seedtok.decode.data import decoder_data, empty_states
+from seedtok.decode.data import GENERATION_LEN, decoder_data, empty_states
 from seedtok.decode.pipeline import DecodeDefaults
 from seedtok.fileio import atomic_write_json
 from seedtok.decode.standin import (

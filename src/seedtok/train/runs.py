@@ -92,7 +92,7 @@ def _streaming(stream: StreamOptions, data: str, model: SeedTokenizer | None, st
 
 def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_train, stream) -> dict[str, Any]:
     from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
-    from seedtok.train.evaluate import encoder_probe
+    from seedtok.eval.tokenizer import encoder_probe
     from seedtok.train.stream_runs import stream_encoder
 
     # the probe's sets (bounded: probe_train + the test split) are read before any process group
