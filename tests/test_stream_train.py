@@ -162,6 +162,7 @@ def tokens(world):
     return out
 
 
+@pytest.mark.slow  # loads the stand-in LLM three times (~1-2 min on 2 shared cores)
 def test_stream_stage3_over_token_shards_resumes_exactly(tokens, tmp_path):
     common = ["--tokens", str(tokens), "--stream", "on", "--shuffle-buffer", "20"]
     ref, cut = tmp_path / "ref", tmp_path / "cut"

@@ -12,6 +12,8 @@ read from disk afterwards; a file whose keys do not match the shard is recompute
   stand-in for SD's CLIP text encoder; ~50 captions/s on 2 cores, so these must be cached).
 - :class:`FeatureCache`: the output of a frozen module (the ViT for stage 1, ViT + Causal
   Q-Former for stage 2) on the decoded image; its name carries a hash of the module's weights.
+  It runs where the shard is read: on a GPU run, fill it with ``--workers 0`` (DataLoader
+  workers are forked processes and cannot use CUDA), later epochs and runs can use workers.
 """
 
 from __future__ import annotations
@@ -175,7 +177,9 @@ class FeatureCache(ShardCache):
                 keys.append(str(raw.get("__key__")))
             except SampleError:
                 continue
+        dev = next(self.module.parameters()).device
         with torch.no_grad():
             x = torch.stack(pixels) if pixels else torch.zeros(0)
-            out = torch.cat([self.fn(x[i : i + self.chunk]) for i in range(0, len(x), self.chunk)]) if pixels else x
+            parts = [self.fn(x[i : i + self.chunk].to(dev)).cpu() for i in range(0, len(x), self.chunk)]
+            out = torch.cat(parts) if pixels else x
         return {self.output: out.float()}, keys
