@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+
 import torch
 from torch import nn
 
@@ -140,7 +141,7 @@ def load_int8(directory: str | os.PathLike, verify: bool = True) -> SeedTokenize
         check_state_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()}, reader.shapes(), str(weights))
         rest = {k: _fp32(reader.read(k)) for k in reader.keys() if k.removesuffix(".weight") not in linears}
         for prefix, (parent, attr) in linears.items():
-            if isinstance(parent, FusedSelfAttention) and parent.bias_mode == "qv":
+            if isinstance(parent, FusedSelfAttention) and attr == "qkv" and parent.bias_mode == "qv":
                 base = prefix.rsplit(".", 1)[0]
                 parent.q_bias = nn.Parameter(rest.pop(f"{base}.q_bias"), requires_grad=False)
                 parent.v_bias = nn.Parameter(rest.pop(f"{base}.v_bias"), requires_grad=False)
