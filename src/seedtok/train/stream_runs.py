@@ -194,7 +194,7 @@ def stream_decoder(data: str, args: TrainArgs, opts: StreamOptions, text_cache: 
     mean caption state over the stream's first ``n_mean`` samples (the one-step objective's
     shrink target; in memory it is the whole set's mean)."""
     from seedtok.config import CLIP_MEAN, CLIP_STD
-    from seedtok.decode.train import to_uint8
+    from seedtok.decode.data import to_uint8
 
     cache = TextStateCache(text_cache, length, own_caption, states_as="states", mask_as=None)
     first = make_stream(data, 8, min(n_mean, 256), args.seed, opts.shuffle_buffer, [cache], need_pixels=False)
