@@ -87,6 +87,7 @@ class ShardCache:
     from its file or computed by :meth:`compute` (``(tensors, keys)``) and stored."""
 
     name = "cache"
+    rename: dict[str, str | None] = {}  # stored tensor name -> batch name (None: dropped)
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
@@ -111,7 +112,7 @@ class ShardCache:
                 if json.loads(meta.get("shard_keys", "null")) == shard_keys:
                     keys = json.loads(meta["keys"])
                     tensors = {t: f.get_tensor(t) for t in f.keys()}
-                    return _by_key(tensors, keys)
+                    return self._by_key(tensors, keys)
             log.warning("%s does not match %s: recomputing", path, url)
         tensors, keys = self.compute(raws, transform)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,22 +120,24 @@ class ShardCache:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"keys": json.dumps(keys), "shard_keys": json.dumps(shard_keys), "shard": str(url)})
         os.replace(tmp, path)
-        return _by_key(tensors, keys)
+        return self._by_key(tensors, keys)
 
-
-def _by_key(tensors: dict[str, torch.Tensor], keys: list[str]) -> dict[str, dict[str, torch.Tensor]]:
-    return {k: {t: v[i] for t, v in tensors.items()} for i, k in enumerate(keys)}
+    def _by_key(self, tensors: dict[str, torch.Tensor], keys: list[str]) -> dict[str, dict[str, torch.Tensor]]:
+        named = {self.rename.get(t, t): v for t, v in tensors.items()}
+        named = {t: v for t, v in named.items() if t is not None}
+        return {k: {t: v[i] for t, v in named.items()} for i, k in enumerate(keys)}
 
 
 class TextStateCache(ShardCache):
-    """MiniLM-L6 states (L, 384) fp16 + mask (L,) int8 of ``caption_fn(raw)``, stored under the
-    tensor names ``states_as`` / ``mask_as`` (``mask_as=None``: states only)."""
+    """MiniLM-L6 states (L, 384) fp16 + mask (L,) int8 of ``caption_fn(raw)``, stored as
+    ``states`` / ``mask`` and handed to the batch as ``states_as`` / ``mask_as`` (``mask_as=None``:
+    states only), so stages that name them differently share one cache."""
 
     def __init__(self, directory: str | os.PathLike, length: int, caption_fn: Callable[[dict[str, Any]], str] = own_caption,
                  states_as: str = "text_states", mask_as: str | None = "text_mask", batch_size: int = 64) -> None:
         super().__init__(directory)
         self.length, self.caption_fn, self.batch_size = length, caption_fn, batch_size
-        self.states_as, self.mask_as = states_as, mask_as
+        self.rename = {"states": states_as, "mask": mask_as}
         self.name = f"minilm{length}-{caption_fn.__name__}"
 
     def compute(self, raws, transform):
@@ -151,10 +154,8 @@ class TextStateCache(ShardCache):
         index = {c: i for i, c in enumerate(unique)}
         rows = torch.tensor([index[c] for c in captions], dtype=torch.long)
         st = torch.cat(states)[rows] if unique else torch.zeros(0, self.length, 384, dtype=torch.float16)
-        out = {self.states_as: st}
-        if self.mask_as:
-            out[self.mask_as] = torch.cat(masks)[rows] if unique else torch.zeros(0, self.length, dtype=torch.int8)
-        return out, [str(r.get("__key__")) for r in raws]
+        mask = torch.cat(masks)[rows] if unique else torch.zeros(0, self.length, dtype=torch.int8)
+        return {"states": st, "mask": mask}, [str(r.get("__key__")) for r in raws]
 
 
 class FeatureCache(ShardCache):
