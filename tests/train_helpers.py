@@ -40,3 +40,30 @@ def blocks_world(n: int, size: int = 16, seed: int = 0) -> ImageTextSet:
         captions.append(f"a {c} block at the {p}")
         keys.append(f"{i:05d}")
     return ImageTextSet(pixels + 0.05 * torch.randn(pixels.shape, generator=g), captions, keys, [None] * n)
+
+
+def shapes_world_with_encoder(root, num: int, shard_size: int | None = None):
+    """A shapes world of ``num`` samples under ``root/shapes`` and a random tiny stand-in ViT at
+    ``root/enc.safetensors`` (the CLI tests' world)."""
+    from safetensors.torch import save_file
+
+    from seedtok.config import get_preset
+    from seedtok.data.shapes import write_shapes_dataset
+    from seedtok.models import SeedTokenizer
+
+    write_shapes_dataset(root / "shapes", num, 0, **({} if shard_size is None else {"shard_size": shard_size}))
+    torch.manual_seed(0)
+    vision = SeedTokenizer(get_preset("tiny")).vision
+    save_file({f"vision.{k}": v.contiguous() for k, v in vision.state_dict().items()}, str(root / "enc.safetensors"))
+    return root
+
+
+def run_train_cli(*argv: str) -> int:
+    """``seedtok -q train ARGV --threads 1``, restoring torch's thread count afterwards."""
+    from seedtok.cli import main
+
+    old = torch.get_num_threads()
+    try:
+        return main(["-q", "train", *argv, "--threads", "1"])
+    finally:
+        torch.set_num_threads(old)
