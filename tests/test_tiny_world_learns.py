@@ -161,3 +161,59 @@ def test_canonical_generation_targets_come_from_the_scene():
         generation_captions(plain, "canonical")
     with pytest.raises(TrainingError, match="must be"):
         generation_captions(data, "other")
+
+
+def test_stage1_generation_term_trains_the_generation_path_and_queries(tmp_path):
+    """Stage 1's image-grounded generation term: the generation path reads the unquantized causal
+    embeddings and its MSE to per-scene targets falls; without targets it is a clear error."""
+    from seedtok.train.runs import default_generation_weight, stage1_trained_generation
+
+    tokenizer, tensors = minilm_world(16)
+    L, G = tokenizer.config.generation_len, tokenizer.config.generation_dim
+    g = torch.Generator().manual_seed(4)
+    data = blocks_world(16)
+    # Targets built from the caption's words (colour and place), as the canonical caption's states are.
+    words = {w: torch.randn(L, G, generator=g) for c in data.captions for w in c.split()[1:2] + c.split()[-1:]}
+    per_caption = {c: words[c.split()[1]] + words[c.split()[-1]] for c in data.captions}
+    with pytest.raises(TrainingError, match="generation targets"):
+        train_stage1(tokenizer, tensors, TrainArgs(out=str(tmp_path / "x"), steps=1, batch_size=16, progress=False,
+                                                    extra={"generation_weight": 1.0}))
+    tensors["target"] = torch.stack([per_caption[c] for c in data.captions])
+    start = tokenizer.reverse_qformer.query_tokens.detach().clone()
+    args = TrainArgs(out=str(tmp_path / "g"), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000,
+                     progress=False, extra={"generation_weight": 10.0})
+    train_stage1(tokenizer, tensors, args)
+    rows = [json.loads(l) for l in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["mse"] <= 0.7 * rows[0]["mse"], (rows[0]["mse"], rows[-1]["mse"])
+    assert not torch.equal(start, tokenizer.reverse_qformer.query_tokens)  # the generation path trains
+    assert default_generation_weight("tiny-stage1", None) > 0 and default_generation_weight("seed1-stage1", None) == 0
+    assert default_generation_weight("tiny-stage1", "some/dir") == 0
+    (tmp_path / "g" / "train_summary.json").write_text(json.dumps({"generation_weight": 10.0}))
+    assert stage1_trained_generation(tmp_path / "g") and not stage1_trained_generation(tmp_path / "missing")
+
+
+def test_stage2_generation_phase_trains_only_the_generation_path(tmp_path):
+    from seedtok.train.stage2 import dequantized_codes, stage2_tensors, train_generation_phase, train_stage2
+
+    tokenizer, _ = minilm_world(16)
+    data = blocks_world(16)
+    L, G = tokenizer.config.generation_len, tokenizer.config.generation_dim
+    g = torch.Generator().manual_seed(5)
+    words = {w: torch.randn(L, G, generator=g) for c in data.captions for w in (c.split()[1], c.split()[-1])}
+    targets = torch.stack([words[c.split()[1]] + words[c.split()[-1]] for c in data.captions])
+    tensors = stage2_tensors(tokenizer, data, targets)
+    args = TrainArgs(out=str(tmp_path), steps=5, batch_size=16, lr=3e-3, warmup=1, ckpt_every=1000, progress=False,
+                     extra={"generation_steps": 40})
+    summary, _ = train_stage2(tokenizer, tensors, args)
+    rows = [json.loads(l) for l in (tmp_path / "generation" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["generation_phase"]["steps"] == 40 and rows[-1]["step"] == 40
+    assert rows[-1]["mse"] <= 0.85 * rows[0]["mse"], (rows[0]["mse"], rows[-1]["mse"])
+    # The phase itself leaves the codebook and its projections alone and moves the generation path.
+    fixed = {k: v.clone() for k, v in tokenizer.state_dict().items() if k.startswith(("quantizer.", "encode_task.", "decode_task."))}
+    head = tokenizer.generation_proj.weight.detach().clone()
+    codes = TensorBatches({"codes_up": dequantized_codes(tokenizer, tensors["causal_embeds"]), "target": targets})
+    train_generation_phase(tokenizer, codes, dataclasses.replace(args, out=str(tmp_path / "again")), 5)
+    assert all(torch.equal(v, tokenizer.state_dict()[k]) for k, v in fixed.items())
+    assert not torch.equal(head, tokenizer.generation_proj.weight)
+    with pytest.raises(TrainingError, match="generation_steps"):
+        train_generation_phase(tokenizer, codes, args, -1)

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from seedtok.data.shapes import Scene
-from seedtok.decode.evaluate import _generate, score_images
+from seedtok.eval.decode import _generate
+from seedtok.eval.images import score_images
 from seedtok.decode.standin import load_standin
 from seedtok.mllm.oracle import oracle_codes
 from seedtok.models.qformer import QFormer

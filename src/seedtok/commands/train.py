@@ -32,6 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s1.add_argument("--encoder", help="stand-in ViT weights (default for tiny: the shipped one)")
     s1.add_argument("--init", help="start from a model directory instead of the preset")
     s1.add_argument("--qformer-init", help="Q-Former weights in BLIP-2 / causal_qformer.pth key layout")
+    s1.add_argument("--generation-weight", type=float,
+                    help="weight of the image-grounded generation term (generation path on the unquantized "
+                         "causal embeddings -> canonical caption states); default 10 for tiny presets, 0 otherwise")
     s1.set_defaults(func=cmd_stage1)
     s2 = tsub.add_parser("stage2", help="stage 2: codebook + de-tokenizer targets (Q-Former frozen)")
     _common(s2, "stage2")
@@ -41,6 +44,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s2.add_argument("--health-every", type=int, default=50, help="codebook health window in steps")
     s2.add_argument("--loss-weights", type=float, nargs="+",
                     help="VQ, cosine, MSE[, contrastive on codes] (default: the paper's 5 2 0.5; the tiny world's bench uses 5 2 0.5 1)")
+    s2.add_argument("--generation-steps", type=int,
+                    help="steps of the generation phase after the joint run (generation path alone on the fixed "
+                         "codes; default 0)")
     s2.add_argument("--generation-lr-scale", type=float,
                     help="learning-rate factor of the generation path (code decoder, Reverse Q-Former, projection); default 1")
     s2.add_argument("--target", choices=["canonical", "caption"],
@@ -67,6 +73,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.5, 1.0],
                    help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0.5 1; the paper's: 5 2 0.5)")
     b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
+    b.add_argument("--generation-weight", type=float, help="stage 1's image-grounded generation weight (default 10)")
+    b.add_argument("--generation-steps", type=int, help="stage 2's generation-phase steps")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -145,7 +153,10 @@ def cmd_encoder(a: argparse.Namespace) -> int:
 def cmd_stage1(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_stage1
 
-    summary = run_stage1(a.data, _train_args(a), a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir,
+    args = _train_args(a)
+    if a.generation_weight is not None:
+        args.extra["generation_weight"] = a.generation_weight
+    summary = run_stage1(a.data, args, a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir,
                          _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
     return 0
@@ -160,6 +171,8 @@ def cmd_stage2(a: argparse.Namespace) -> int:
         args.extra["loss_weights"] = list(a.loss_weights)
     if a.generation_lr_scale is not None:
         args.extra["generation_lr_scale"] = a.generation_lr_scale
+    if a.generation_steps is not None:
+        args.extra["generation_steps"] = a.generation_steps
     summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target,
                          _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
@@ -175,7 +188,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
-                         tuple(a.loss_weights), a.generation_lr_scale)
+                         tuple(a.loss_weights), a.generation_lr_scale, a.generation_weight,
+                         a.generation_steps)
     _print(report["summary"])
     return 0
 

@@ -90,20 +90,26 @@ def evaluate_split(model_dir: Path, data: str, split: str, decoder: str | None =
 
 def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, steps2: int, batch_size: int,
                limit: int | None, cache_dir: str | None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
-               generation_lr_scale: float | None = None) -> dict[str, Any]:
+               generation_lr_scale: float | None = None, generation_weight: float | None = None,
+               generation_steps: int | None = None) -> dict[str, Any]:
     args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
-    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, **args)
+    extra1: dict[str, Any] = {} if generation_weight is None else {"generation_weight": generation_weight}
+    s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, extra=extra1, **args)
     sum1, t1 = timed(run_stage1, data, s1, "tiny-stage1", encoder, None, None, limit, cache_dir)
     extra2: dict[str, Any] = {"loss_weights": list(weights)}
     if generation_lr_scale is not None:
         extra2["generation_lr_scale"] = generation_lr_scale
+    if generation_steps is not None:
+        extra2["generation_steps"] = generation_steps
     s2 = TrainArgs(out=str(out_dir / "stage2"), steps=steps2, lr=1e-3, warmup=10, extra=extra2, **args)
     sum2, t2 = timed(run_stage2, data, s2, s1.out, None, None, cache_dir, limit)
     result: dict[str, Any] = {
         "seed": seed,
-        "stage1": {**t1, "train_wall_s": round(sum1["wall_s"], 1), "steps": steps1, "final_loss": sum1["last"].get("loss")},
+        "stage1": {**t1, "train_wall_s": round(sum1["wall_s"], 1), "steps": steps1, "final_loss": sum1["last"].get("loss"),
+                   "generation_weight": s1.extra["generation_weight"], "final_mse": sum1["last"].get("mse")},
         "stage2": {**t2, "train_wall_s": round(sum2["wall_s"], 1), "steps": steps2, "target": s2.extra["generation_target"],
                    "loss_weights": list(weights), "generation_lr_scale": s2.extra["generation_lr_scale"],
+                   "generation_steps": s2.extra.get("generation_steps", 0),
                    "final": {k: sum2["last"].get(k) for k in ("loss", "vq", "cos", "mse")}},
         "stage1_plus_stage2": {"wall_s": round(t1["wall_s"] + t2["wall_s"], 1), "cpu_s": round(t1["cpu_s"] + t2["cpu_s"], 1)},
     }
@@ -133,14 +139,15 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 150, steps2: int = 600,
                 batch_size: int = 128, seeds: tuple[int, ...] = (0,), limit: int | None = None,
                 cache_dir: str | None = None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
-                generation_lr_scale: float | None = None) -> dict[str, Any]:
+                generation_lr_scale: float | None = None, generation_weight: float | None = None,
+                generation_steps: int | None = None) -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
     runs = []
     for seed in seeds:
         run = bench_seed(data, out_dir / f"seed{seed}", seed, encoder, steps1, steps2, batch_size, limit, cache_dir, weights,
-                         generation_lr_scale)
+                         generation_lr_scale, generation_weight, generation_steps)
         atomic_write_json(out_dir / f"seed{seed}" / "bench_seed.json", run)
         runs.append(run)
     provenance = Path(encoder).with_suffix(".json")

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "standins"
 TINY_ENCODER = STANDIN_DIR / "tiny_vit.safetensors"
 RECON_NAME = "reconstruction.safetensors"
+# Weight of stage 1's image-grounded generation term in the tiny world (MSE per element of the
+# MiniLM targets is ~0.05 against a contrastive loss of ~1.5-4; docs/training.md).
+TINY_GENERATION_WEIGHT = 10.0
 
 
 def default_cache(data: str, cache_dir: str | None) -> str:
@@ -202,19 +205,26 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
                stream: StreamOptions | None = None) -> dict[str, Any]:
     model = build_stage1_model(preset, encoder, init, qformer_init)
     stream = stream or StreamOptions()
+    weight = float(args.extra.setdefault("generation_weight", default_generation_weight(preset, init)))
     if _streaming(stream, data, model, "stage1", limit):
         from seedtok.train.stream_runs import stream_stage1
 
         args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
+        if weight > 0:
+            args.extra.setdefault("generation_target", "canonical" if (Path(data) / "index.json").is_file() else "caption")
         summary = stream_stage1(model, data, args, stream, default_cache(data, cache_dir), args.extra.get("feature_cache"))
+        summary["generation_weight"] = weight
         return _finish_stream(model, args, summary)
     train = load_image_text(data, "train", model.config.vision.image_size, limit)
     args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
     tensors = stage1_tensors(model, train, args.extra.get("feature_cache"), default_cache(data, cache_dir))
+    if weight > 0:
+        target = args.extra.setdefault("generation_target", default_target(train))
+        tensors["target"] = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
     summary = train_stage1(model, tensors, args)
     if _is_main():
         save_pretrained(model.eval(), args.out)
-    summary.update(skipped=train.skipped, train_samples=len(train))
+    summary.update(skipped=train.skipped, train_samples=len(train), generation_weight=weight)
     _write_json(Path(args.out) / "train_summary.json", summary)
     return summary
 
@@ -251,6 +261,31 @@ def generation_captions(data: ImageTextSet, target: str) -> list[str]:
     return [caption(Scene.from_dict(s), template=0) for s in data.scenes]
 
 
+def default_generation_weight(preset: str, init: str | None) -> float:
+    """Stage 1's image-grounded generation term (:mod:`seedtok.train.stage1`): on for the tiny
+    world (``TINY_GENERATION_WEIGHT``), off for the paper presets and when continuing from a
+    model directory (the paper's stage 1 is contrastive only)."""
+    return TINY_GENERATION_WEIGHT if init is None and preset.startswith("tiny") else 0.0
+
+
+def generation_targets(config: TokenizerConfig, data: ImageTextSet, target: str, cache: str,
+                       progress: bool = False) -> torch.Tensor:
+    """(N, generation_len, generation_dim) frozen text-encoder states of the generation captions."""
+    targets, _ = cached_text_states(generation_captions(data, target), config.generation_len, cache, progress=progress)
+    if targets.shape[-1] != config.generation_dim:
+        raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
+    return targets
+
+
+def stage1_trained_generation(directory: str | Path) -> bool:
+    """Whether the stage-1 run in ``directory`` trained the generation path (its summary says so)."""
+    path = Path(directory) / "train_summary.json"
+    try:
+        return float(json.loads(path.read_text()).get("generation_weight", 0.0)) > 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def default_target(data: ImageTextSet) -> str:
     """'canonical' for the shapes world (every sample has a scene), else 'caption'."""
     return "canonical" if data.scenes and all(isinstance(s, dict) for s in data.scenes) else "caption"
@@ -273,10 +308,9 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
         return _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target)
     train = load_image_text(data, "train", config.vision.image_size, limit)
     target = args.extra.setdefault("generation_target", target or default_target(train))
-    targets, _ = cached_text_states(generation_captions(train, target), config.generation_len,
-                                    default_cache(data, cache_dir), progress=args.progress)
-    if targets.shape[-1] != config.generation_dim:
-        raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
+    targets = generation_targets(config, train, target, default_cache(data, cache_dir), args.progress)
+    # A generation path already trained in stage 1 keeps its weights (no restart at the mean).
+    args.extra.setdefault("init_generation_head", not stage1_trained_generation(init))
     tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))
     weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     if weights[3] > 0:  # contrastive term on the codes: frozen text-branch features as targets
@@ -297,6 +331,7 @@ def _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_ev
     shapes = (Path(data) / "index.json").is_file()
     target = args.extra.setdefault("generation_target", target or ("canonical" if shapes else "caption"))
     args.extra.setdefault("init", {"init": str(init), "data": str(data)})
+    args.extra.setdefault("init_generation_head", not stage1_trained_generation(init))
     summary, module = stream_stage2(model, data, args, stream, default_cache(data, cache_dir), target, reinit,
                                     health_every, args.extra.get("feature_cache"))
     summary.update(reinit=reinit, codebook_kind=model.config.codebook.kind)

@@ -7,6 +7,16 @@ text branch (SEED-1, BERT-initialised), or, in the tiny world (``text_tower='min
 trainable head over the frozen pretrained MiniLM-L6's token states; learnable temperature (init 0.07, clamped to [0.001, 0.5] as in BLIP-2), label smoothing 0.1,
 negatives from every rank. The ViT is frozen, so its features are computed once up front;
 ``ln_vision`` and the Q-Former train.
+
+Optional image-grounded generation term (``generation_weight`` > 0; the tiny world's default):
+the de-tokenizer's generation path (``code_decoder`` -> Reverse Q-Former -> ``generation_proj``)
+reads ALL causal embeddings, unquantized, and regresses the generation target (the text
+encoder's states of the scene's canonical caption); loss = contrastive + weight * MSE. It is the
+tiny world's analogue of what BLIP-2's pretraining (image-text contrastive + image-grounded text
+generation) gives the Q-Former that SEED starts from: queries that carry the whole image, not
+only what tells a batch's captions apart. Contrastive alone keeps too little of each scene for
+the de-tokenizer (docs/training.md, "Where reconstruction is lost"). Stage 2 then starts its
+generation path from the one trained here.
 """
 
 from __future__ import annotations
@@ -31,17 +41,27 @@ log = logging.getLogger(__name__)
 TEMP_RANGE = (0.001, 0.5)
 MAX_TEXT_LEN = 48
 TEXT_STATE_LEN = 32  # MiniLM tokens per caption; the longest shapes caption has 30
+# lr factor of the generation path in stage 1 (it learns best near 3e-3, docs/training.md).
+GENERATION_LR_SCALE = 3.0
 
 
 class Stage1Module(nn.Module):
-    """Trainable part of stage 1: ``ln_vision`` + Causal Q-Former (with its text branch)."""
+    """Trainable part of stage 1: ``ln_vision`` + Causal Q-Former (with its text branch), and the
+    generation path when ``generation_weight`` > 0."""
 
-    def __init__(self, tokenizer: SeedTokenizer) -> None:
+    def __init__(self, tokenizer: SeedTokenizer, generation_weight: float = 0.0) -> None:
         super().__init__()
         if not tokenizer.qformer.config.is_contrastive:
             raise TrainingError("stage 1 needs a text side (qformer.vocab_size > 0 or text_tower='minilm')")
+        if not generation_weight >= 0:
+            raise TrainingError(f"generation_weight must be >= 0, got {generation_weight!r}")
         self.ln_vision = tokenizer.ln_vision
         self.qformer = tokenizer.qformer
+        self.generation_weight = float(generation_weight)
+        if self.generation_weight > 0:
+            self.code_decoder = tokenizer.code_decoder
+            self.reverse_qformer = tokenizer.reverse_qformer
+            self.generation_proj = tokenizer.generation_proj
 
     def image_features(self, vit_features: torch.Tensor) -> torch.Tensor:
         """(B, 1+N, Cv) frozen ViT output -> (B, P) normalised last-query embedding."""
@@ -49,17 +69,28 @@ class Stage1Module(nn.Module):
         return F.normalize(self.qformer.vision_proj(causal[:, -1]), dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        img = self.image_features(batch["vit_features"])
+        causal = self.qformer(self.ln_vision(batch["vit_features"]))  # (B, Q, H)
+        img = F.normalize(self.qformer.vision_proj(causal[:, -1]), dim=-1)
         txt = self.qformer.text_embedding(batch)  # (B, P)
         loss, acc = contrastive_loss(img, txt, self.qformer.temp)
-        return {"loss": loss, "i2t_acc": acc, "temp": self.qformer.temp.detach()}
+        out = {"loss": loss, "contrastive": loss.detach(), "i2t_acc": acc, "temp": self.qformer.temp.detach()}
+        if self.generation_weight > 0:
+            generation = self.generation_proj(self.reverse_qformer(self.code_decoder(causal)))
+            mse = F.mse_loss(generation.float(), batch["target"].float())
+            out.update(loss=loss + self.generation_weight * mse, mse=mse.detach())
+        return out
 
 
-def prepare_stage1(tokenizer: SeedTokenizer) -> Stage1Module:
-    """Freezing policy of stage 1: everything frozen except ``ln_vision`` + Causal Q-Former."""
+def prepare_stage1(tokenizer: SeedTokenizer, generation_weight: float = 0.0) -> Stage1Module:
+    """Freezing policy of stage 1: everything frozen except ``ln_vision`` + Causal Q-Former (and
+    the generation path when ``generation_weight`` > 0)."""
     freeze(tokenizer)
-    module = Stage1Module(tokenizer)
+    module = Stage1Module(tokenizer, generation_weight)
     module.train().requires_grad_(True)
+    if module.generation_weight > 0:
+        from seedtok.train.stage2 import GENERATION_PATH
+
+        module.lr_scales = dict.fromkeys(GENERATION_PATH, GENERATION_LR_SCALE)
     return module
 
 
@@ -93,8 +124,15 @@ def train_stage1(
     tokenizer: SeedTokenizer, data: ImageTextSet | dict[str, torch.Tensor], args: TrainArgs, accelerator=None
 ) -> dict[str, Any]:
     """Run stage 1 in place on ``tokenizer``; returns the loop summary."""
-    module = prepare_stage1(tokenizer)
+    weight = float(args.extra.get("generation_weight", 0.0))
+    module = prepare_stage1(tokenizer, weight)
     tensors = data if isinstance(data, dict) else stage1_tensors(
         tokenizer, data, args.extra.get("feature_cache"), args.extra.get("text_cache"))
-    run_info = {"stage": "stage1", "config": tokenizer.config.to_dict()}
+    if weight > 0:
+        if "target" not in tensors:
+            raise TrainingError("generation_weight > 0 needs generation targets ('target', B x L x G) in the stage-1 data")
+        from seedtok.train.stage2 import init_generation_head
+
+        init_generation_head(tokenizer, tensors["target"])
+    run_info = {"stage": "stage1", "config": tokenizer.config.to_dict(), "generation_weight": weight}
     return fit(module, TensorBatches(tensors, args.seed), args, run_info, clamp_temperature(module), accelerator)

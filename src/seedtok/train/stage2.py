@@ -7,7 +7,10 @@ The Causal Q-Former is frozen (its causal embeddings are computed once up front)
 - the inference path ``code_decoder`` -> Reverse Q-Former -> ``generation_proj`` regresses the
   frozen text encoder's states of the caption (SD's CLIP-L for ``seed1``, MiniLM in the tiny
   world).
-Loss = 5 * L_vq + 2 * (1 - cos) + 0.5 * MSE (reference weights). An optional fourth weight
+Loss = 5 * L_vq + 2 * (1 - cos) + 0.5 * MSE (reference weights). An optional *generation
+phase* (``generation_steps`` > 0) follows: codebook, ``encode_task`` and ``decode_task`` frozen,
+the generation path alone regresses the targets from the fixed de-quantized codes (half the cost
+of a joint step; the path needs far more steps than the codebook, docs/training.md). An optional fourth weight
 adds a contrastive term on the codes (the last *reconstructed* query through stage 1's frozen
 ``vision_proj`` against the frozen text branch's [CLS]); the ablation's "contrastive only"
 variant sets the weights to (5, 0, 0, 1) (``seedtok ablate``, issue 11).
@@ -15,6 +18,8 @@ variant sets the weights to (5, 0, 0, 1) (``seedtok ablate``, issue 11).
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +32,7 @@ from seedtok.models import SeedTokenizer
 from seedtok.models.tokenizer import CodeDecoder
 from seedtok.train.codebook import CodebookMonitor
 from seedtok.train.core import TrainArgs, TrainingError, freeze
-from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features
+from seedtok.train.data import ImageTextSet, TensorBatches, frozen_features, map_in_chunks
 from seedtok.train.loop import fit, make_accelerator
 
 DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)  # VQ, causal-embedding cosine, generation MSE (+ optional contrastive)
@@ -38,6 +43,9 @@ DEFAULT_WEIGHTS = (5.0, 2.0, 0.5)  # VQ, causal-embedding cosine, generation MSE
 # (docs/training.md).
 GENERATION_LR_SCALE = 1.0
 GENERATION_PATH = ("code_decoder.", "reverse_qformer.", "generation_proj.")
+# lr factor of the generation phase over stage 2's base lr (trained alone on fixed inputs, the path
+# learned best at 3e-3: docs/training.md).
+GENERATION_PHASE_LR_SCALE = 3.0
 
 
 def loss_weights(weights) -> tuple[float, float, float, float]:
@@ -100,6 +108,44 @@ class Stage2Module(nn.Module):
         }
 
 
+class GenerationPhase(nn.Module):
+    """The generation path alone: fixed de-quantized codes ``codes_up`` (B, Q, H) -> MSE to the targets."""
+
+    def __init__(self, tokenizer: SeedTokenizer) -> None:
+        super().__init__()
+        self.code_decoder = tokenizer.code_decoder
+        self.reverse_qformer = tokenizer.reverse_qformer
+        self.generation_proj = tokenizer.generation_proj
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        generation = self.generation_proj(self.reverse_qformer(self.code_decoder(batch["codes_up"])))
+        mse = F.mse_loss(generation.float(), batch["target"].float())
+        return {"loss": mse, "mse": mse.detach()}
+
+
+@torch.no_grad()
+def dequantized_codes(tokenizer: SeedTokenizer, causal: torch.Tensor) -> torch.Tensor:
+    """Causal embeddings (N, Q, H) -> what the generation path reads at inference: decode_task(codes)."""
+    return map_in_chunks(lambda c: tokenizer.decode_task(tokenizer.quantizer.lookup(
+        tokenizer.quantizer.nearest(tokenizer.encode_task(c)))), causal)
+
+
+def train_generation_phase(tokenizer: SeedTokenizer, data, args: TrainArgs, steps: int, accelerator=None) -> dict[str, Any]:
+    """Stage 2's generation phase (module docstring) on batches of ``codes_up`` + ``target``:
+    ``steps`` steps at ``GENERATION_PHASE_LR_SCALE`` x the base lr, checkpoints and metrics in
+    ``<out>/generation`` (resumable like any run). Returns its summary (steps, wall_s, last)."""
+    if steps < 0:
+        raise TrainingError(f"generation_steps must be >= 0, got {steps}")
+    freeze(tokenizer)
+    module = GenerationPhase(tokenizer).train().requires_grad_(True)
+    phase = dataclasses.replace(args, out=str(Path(args.out) / "generation"), steps=steps,
+                                lr=args.lr * GENERATION_PHASE_LR_SCALE, warmup=min(args.warmup, steps), samples=None,
+                                extra={**args.extra, "phase": "generation"})
+    run_info = {"stage": "stage2-generation", "config": tokenizer.config.to_dict()}
+    summary = fit(module, data, phase, run_info, None, accelerator)
+    return {"steps": summary["steps"], "wall_s": summary["wall_s"], "last": summary["last"]}
+
+
 @torch.no_grad()
 def init_generation_head(tokenizer: SeedTokenizer, targets: torch.Tensor) -> None:
     """Start ``generation_proj`` at the target statistics: bias = the per-dimension mean of the
@@ -157,4 +203,9 @@ def train_stage2(
     run_info = {"stage": "stage2", "config": tokenizer.config.to_dict(), "reinit": reinit, "health_every": health_every}
     summary = fit(module, TensorBatches(tensors, args.seed), args, run_info, monitor, acc)
     summary["codebook"] = monitor.last_report
+    steps = int(args.extra.get("generation_steps", 0))
+    if steps:
+        codes = TensorBatches({"codes_up": dequantized_codes(tokenizer, tensors["causal_embeds"]),
+                               "target": tensors["target"]}, args.seed + 1)
+        summary["generation_phase"] = train_generation_phase(tokenizer, codes, args, steps, acc)
     return summary, module

@@ -69,10 +69,17 @@ def stream_stage1(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
     from seedtok.train.stage1 import MAX_TEXT_LEN, TEXT_STATE_LEN, clamp_temperature, prepare_stage1
 
     acc = make_accelerator(args)
-    module = prepare_stage1(model)
+    weight = float(args.extra.get("generation_weight", 0.0))
+    module = prepare_stage1(model, weight)
     model.vision.to(acc.device)
     config = model.qformer.config
     caches: list[Any] = [TextStateCache(text_cache, TEXT_STATE_LEN, own_caption)] if config.has_text_head else []
+    if weight > 0:  # image-grounded generation term: the generation targets per shard, as in stage 2
+        from seedtok.train.stage2 import init_generation_head
+
+        target_cache = _target_cache(model, text_cache, args.extra.get("generation_target", "caption"))
+        caches.append(target_cache)
+        init_generation_head(model, _target_mean(data, args, opts, target_cache)[None])
     if feature_cache:
         caches.append(FeatureCache(feature_cache, "vit", model.vision, model.vision, "vit_features"))
     stream = make_stream(data, model.config.vision.image_size, args.batch_size, args.seed, opts.shuffle_buffer, caches,
@@ -81,13 +88,22 @@ def stream_stage1(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
 
     def featurize(b: dict[str, Any]) -> dict[str, torch.Tensor]:
         vit = b["vit_features"] if "vit_features" in b else _no_grad(model.vision, b["pixel_values"], model.vision)
+        out = {"vit_features": vit} if weight <= 0 else {"vit_features": vit, "target": b["target"].float()}
         if config.has_text_head:
-            return {"vit_features": vit, "text_states": b["text_states"].float(), "text_mask": b["text_mask"].long()}
+            return {**out, "text_states": b["text_states"].float(), "text_mask": b["text_mask"].long()}
         ids, mask = tokenize(b["caption"], min(MAX_TEXT_LEN, config.max_text_len), tok)
-        return {"vit_features": vit, "input_ids": ids, "attention_mask": mask}
+        return {**out, "input_ids": ids, "attention_mask": mask}
 
     run_info = {"stage": "stage1", "config": model.config.to_dict(), **opts.identity()}
     return fit(module, _batches(stream, featurize, opts), args, run_info, clamp_temperature(module), acc)
+
+
+def _target_cache(model: SeedTokenizer, text_cache: str, target: str) -> TextStateCache:
+    """Per-shard cache of the generation targets: MiniLM states of the canonical or own caption."""
+    if model.config.generation_dim != 384:
+        raise TrainingError(f"streaming regresses MiniLM states (384-d); the preset wants {model.config.generation_dim}")
+    caption_fn = canonical_caption if target == "canonical" else own_caption
+    return TextStateCache(text_cache, model.config.generation_len, caption_fn, states_as="target", mask_as=None)
 
 
 def _target_mean(data: str, args: TrainArgs, opts: StreamOptions, cache: TextStateCache, n: int = 1024) -> torch.Tensor:
@@ -114,11 +130,8 @@ def stream_stage2(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
     from seedtok.train.stage2 import DEFAULT_WEIGHTS, init_generation_head, loss_weights, prepare_stage2
 
     config = model.config
-    if config.generation_dim != 384:
-        raise TrainingError(f"streaming stage 2 regresses MiniLM states (384-d); the preset wants {config.generation_dim}")
     weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
-    caption_fn = canonical_caption if target == "canonical" else own_caption
-    target_cache = TextStateCache(text_cache, config.generation_len, caption_fn, states_as="target", mask_as=None)
+    target_cache = _target_cache(model, text_cache, target)
     caches: list[Any] = [target_cache]
     if weights[3] > 0 and config.qformer.has_text_head:
         caches.append(TextStateCache(text_cache, TEXT_STATE_LEN, own_caption))
@@ -150,6 +163,17 @@ def stream_stage2(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
                 **opts.identity()}
     summary = fit(module, _batches(stream, featurize, opts), args, run_info, monitor, acc)
     summary["codebook"] = monitor.last_report
+    steps = int(args.extra.get("generation_steps", 0))
+    if steps:  # the generation phase reads the now fixed codes, computed per batch
+        from seedtok.train.stage2 import dequantized_codes, train_generation_phase
+
+        def codes(b: dict[str, Any]) -> dict[str, torch.Tensor]:
+            f = featurize(b)
+            return {"codes_up": dequantized_codes(model, f["causal_embeds"]), "target": f["target"]}
+
+        stream = make_stream(data, config.vision.image_size, args.batch_size, args.seed + 1, opts.shuffle_buffer,
+                             caches, need_pixels=not feature_cache)
+        summary["generation_phase"] = train_generation_phase(model, _batches(stream, codes, opts), args, steps, acc)
     return summary, module
 
 
