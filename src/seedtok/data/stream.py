@@ -173,10 +173,10 @@ class ShardStream(IterableDataset):
             return True
 
         raws = list(iter_raw_samples("shards", [url], handler=on_error))
-        for cache in self.caches:
+        for i, cache in enumerate(self.caches):  # two caches may share a file (same name), not a slot
             rows = cache.rows(url, raws, self.transform)
             for raw in raws:
-                raw.setdefault(CACHED, {})[cache.name] = rows.get(raw.get("__key__"))
+                raw.setdefault(CACHED, {})[f"{i}:{cache.name}"] = rows.get(raw.get("__key__"))
         return raws
 
     def _decode(self, raw: dict[str, Any], pos: StreamPosition) -> dict[str, Any] | None:

@@ -93,8 +93,14 @@ class Stage2Module(nn.Module):
         q = self.quantizer(z)
         up = self.decode_task(q.quantized)  # (B, Q, H)
         recon = self.recon(up)
-        generation = self.generation_proj(self.reverse_qformer(self.code_decoder(up)))  # (B, G_len, G)
-        losses = stage2_loss(q.loss, recon, causal, generation, batch["target"], self.weights[:3])
+        target = batch["target"]
+        if self.weights[2] > 0:
+            generation = self.generation_proj(self.reverse_qformer(self.code_decoder(up)))  # (B, G_len, G)
+        else:  # the generation path trains only in the generation phase: its MSE is only logged, on 8 samples
+            with torch.no_grad():
+                generation = self.generation_proj(self.reverse_qformer(self.code_decoder(up[:8].detach())))
+            target = target[:8]
+        losses = stage2_loss(q.loss, recon, causal, generation, target, self.weights[:3])
         out = {"loss": losses.total, "vq": losses.vq, "cos": losses.cosine, "mse": losses.mse}
         if self.vision_proj is not None:
             img = F.normalize(self.vision_proj(recon[:, -1]), dim=-1)
