@@ -1,4 +1,4 @@
-"""``seedtok train encoder|stage1|stage2|bench``: thin wrappers over :mod:`seedtok.train.runs`.
+"""``seedtok train encoder|qformer|stage1|stage2|bench``: thin wrappers over :mod:`seedtok.train.runs`.
 
 Works the same on one CPU process, under ``accelerate launch --multi_gpu --num_processes 2``
 on CPU (gloo), or on GPUs (``--gpu``)."""
@@ -13,6 +13,7 @@ from seedtok.config import PRESETS
 # Per-stage defaults (tiny world); the paper's seed1 values are lr 3e-5 / 1e-4, warmup 2000.
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
+    "qformer": dict(steps=1000, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # stand-in, stage 0b
     "stage1": dict(steps=150, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
     "stage2": dict(steps=600, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
@@ -27,11 +28,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--clip-weight", type=float, default=0.0,
                    help="weight of an extra [CLS] vs frozen-MiniLM contrastive term (default 0: cell labels only)")
     e.set_defaults(func=cmd_encoder)
+    q = tsub.add_parser("qformer", help="stage 0b: pretrain the tiny stand-in Q-Former (BLIP-2's Q-Former analogue)")
+    _common(q, "qformer")
+    q.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
+    q.add_argument("--generation-weight", type=float, default=10.0,
+                   help="weight of the image-grounded generation term (default 10)")
+    q.set_defaults(func=cmd_qformer)
     s1 = tsub.add_parser("stage1", help="stage 1: Causal Q-Former, image-text contrastive (ViT frozen)")
     _common(s1, "stage1")
     s1.add_argument("--encoder", help="stand-in ViT weights (default for tiny: the shipped one)")
     s1.add_argument("--init", help="start from a model directory instead of the preset")
-    s1.add_argument("--qformer-init", help="Q-Former weights in BLIP-2 / causal_qformer.pth key layout")
+    s1.add_argument("--qformer-init",
+                    help="Q-Former weights: a stand-in file from 'seedtok train qformer', or BLIP-2 / causal_qformer.pth "
+                         "in reference key names; 'none' starts from random (default for tiny presets: the shipped "
+                         "stand-in when present)")
     s1.add_argument("--generation-weight", type=float,
                     help="weight of the image-grounded generation term (generation path on the unquantized "
                          "causal embeddings -> canonical caption states); default 10 for tiny presets, 0 otherwise")
@@ -83,7 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser, stage: str) -> None:
     d = DEFAULTS[stage]
-    preset = "tiny-stage1" if stage == "stage1" else "tiny"
+    preset = {"stage1": "tiny-stage1", "qformer": "tiny-stage1-bidirectional"}.get(stage, "tiny")
     p.add_argument("--preset", default=preset, choices=sorted(PRESETS), help=f"default: {preset}")
     p.add_argument("--data", required=True, help="dataset: shapes-world directory, shards, folder or JSONL")
     p.add_argument("--out", required=True, help="output directory (checkpoints, metrics.jsonl, model)")
@@ -147,6 +157,18 @@ def cmd_encoder(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_encoder
 
     _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit, a.clip_weight, stream=_stream_options(a)))
+    return 0
+
+
+def cmd_qformer(a: argparse.Namespace) -> int:
+    from seedtok.train.runs import QFORMER_STANDIN_PRESET, run_qformer
+
+    if a.preset != QFORMER_STANDIN_PRESET:
+        raise SystemExit(f"seedtok train qformer: the stand-in Q-Former uses --preset {QFORMER_STANDIN_PRESET}")
+    args = _train_args(a)
+    args.extra["generation_weight"] = a.generation_weight
+    out = run_qformer(a.data, args, a.encoder, a.limit, a.cache_dir)
+    _print({k: out[k] for k in ("steps", "cpu_s", "wall_s", "retrieval_test", "scene_probe")})
     return 0
 
 

@@ -80,6 +80,10 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, steps: int = 300, lr: float = 0.
 def probe_scores(head: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Per-object accuracy (non-empty cells) of each attribute and of all three at once."""
     pred = torch.stack([logits.argmax(1) for logits in head(x).split(num_classes(), dim=1)], dim=1)  # (M, 3)
+    return _scores(pred, y)
+
+
+def _scores(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     empty = torch.tensor([n - 1 for n in num_classes()])
     objects = (y != empty).all(1)
     ok = (pred == y)[objects]
@@ -97,3 +101,31 @@ def cell_probe(train_feats: torch.Tensor, train_scenes: Sequence[Any], test_feat
     mean, std = xtr.mean(0), xtr.std(0).clamp(min=1e-6)
     head = fit_probe((xtr - mean) / std, cell_labels(train_scenes).flatten(0, 1), steps)
     return probe_scores(head, (xte - mean) / std, cell_labels(test_scenes).flatten(0, 1))
+
+
+def scene_probe(train_feats: torch.Tensor, train_scenes: Sequence[Any], test_feats: torch.Tensor,
+                test_scenes: Sequence[Any], steps: int = 300, batch: int = 512, seed: int = 0) -> dict[str, float]:
+    """Whole-scene linear probe: one feature vector per image (N, C) -> every grid cell's colour /
+    shape / size (one linear map to 9 x classes, Adam, minibatches). What the 32 causal
+    embeddings (flattened) keep of a scene, which the de-tokenizer must rebuild; per-object scores
+    on the test set as in :func:`probe_scores`."""
+    xtr, xte = train_feats.flatten(1).float(), test_feats.flatten(1).float()
+    mean, std = xtr.mean(0), xtr.std(0).clamp(min=1e-6)
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    ytr, yte = cell_labels(train_scenes), cell_labels(test_scenes)  # (N, 9, 3)
+    sizes = num_classes()
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(xtr.shape[1], 9 * sum(sizes))
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3, weight_decay=1e-4)
+    with torch.enable_grad():
+        for _ in range(steps):
+            idx = torch.randint(0, len(xtr), (min(batch, len(xtr)),), generator=g)
+            logits = head(xtr[idx]).view(len(idx), 9, -1).split(sizes, dim=-1)
+            loss = sum(F.cross_entropy(l.reshape(-1, l.shape[-1]), ytr[idx][..., j].reshape(-1)) for j, l in enumerate(logits))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        logits = head(xte).view(len(xte), 9, -1).split(sizes, dim=-1)
+    return _scores(torch.stack([l.argmax(-1) for l in logits], dim=-1).flatten(0, 1), yte.flatten(0, 1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from seedtok.checkpoint import CheckpointError, from_pretrained, map_reference_state_dict, read_state_dict
@@ -42,6 +43,43 @@ def load_vision_weights(model: SeedTokenizer, path: str | os.PathLike) -> None:
         model.vision.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise TrainingError(f"{path} does not fit this preset's ViT: {exc}") from exc
+
+
+QFORMER_PREFIXES = ("qformer.", "ln_vision.")
+
+
+def load_qformer_weights(model: SeedTokenizer, path: str | os.PathLike) -> None:
+    """Strictly load a stand-in Q-Former file (keys ``qformer.*`` + ``ln_vision.*``, seedtok names,
+    written by ``seedtok train qformer``) into ``model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"Q-Former weights not found: {path}")
+    tensors = load_file(str(path))
+    if not tensors or any(not k.startswith(QFORMER_PREFIXES) for k in tensors):
+        raise TrainingError(f"{path}: expected only 'qformer.*' and 'ln_vision.*' keys")
+    wanted = {k: v.shape for k, v in model.state_dict().items() if k.startswith(QFORMER_PREFIXES)}
+    missing, extra = sorted(set(wanted) - set(tensors)), sorted(set(tensors) - set(wanted))
+    wrong = [k for k in set(wanted) & set(tensors) if tuple(tensors[k].shape) != tuple(wanted[k])]
+    if missing or extra or wrong:
+        raise TrainingError(f"{path} does not fit this preset's Q-Former: missing {missing[:4]}, unexpected "
+                            f"{extra[:4]}, wrong shape {sorted(wrong)[:4]}")
+    model.load_state_dict(tensors, strict=False)  # the strict check is the key/shape set above
+
+
+def qformer_state_dict(model: SeedTokenizer) -> dict[str, torch.Tensor]:
+    """What a stand-in Q-Former file holds: ``qformer.*`` + ``ln_vision.*``, contiguous fp32."""
+    return {k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(QFORMER_PREFIXES)}
+
+
+def is_seedtok_qformer_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file in seedtok's own Q-Former key names."""
+    if not str(path).endswith(".safetensors") or not Path(path).is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        keys = list(f.keys())
+    return bool(keys) and all(k.startswith(QFORMER_PREFIXES) for k in keys)
 
 
 def load_reference_qformer(model: SeedTokenizer, path: str | os.PathLike) -> None:

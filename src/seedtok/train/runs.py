@@ -29,10 +29,17 @@ from seedtok.config import TokenizerConfig, get_preset
 from seedtok.models import SeedTokenizer
 from seedtok.text import cached_text_states
 from seedtok.train.core import TrainArgs, TrainingError
-from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text
+from seedtok.train.data import ImageTextSet, TensorBatches, load_image_text, map_in_chunks
 from seedtok.eval.tokenizer import text_features
 from seedtok.train.loop import fit, make_accelerator
-from seedtok.train.pretrained import load_reference_qformer, load_tokenizer, load_vision_weights
+from seedtok.train.pretrained import (
+    is_seedtok_qformer_file,
+    load_qformer_weights,
+    load_reference_qformer,
+    load_tokenizer,
+    load_vision_weights,
+    qformer_state_dict,
+)
 from seedtok.train.stage1 import stage1_tensors, train_stage1
 from seedtok.train.stage2 import DEFAULT_WEIGHTS, ReconstructionHead, loss_weights, stage2_tensors, train_stage2
 from seedtok.train.stream_runs import StreamOptions, bytes_per_sample
@@ -42,6 +49,10 @@ log = logging.getLogger(__name__)
 
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "standins"
 TINY_ENCODER = STANDIN_DIR / "tiny_vit.safetensors"
+# Stage 0b's stand-in Q-Former (BLIP-2's pretrained Q-Former in the tiny world); stage 1 of the
+# tiny presets starts from it when the file is shipped (``seedtok train qformer``).
+TINY_QFORMER = STANDIN_DIR / "tiny_qformer.safetensors"
+QFORMER_STANDIN_PRESET = "tiny-stage1-bidirectional"
 RECON_NAME = "reconstruction.safetensors"
 # Weight of stage 1's image-grounded generation term in the tiny world (MSE per element of the
 # MiniLM targets is ~0.05 against a contrastive loss of ~1.5-4; docs/training.md).
@@ -195,8 +206,13 @@ def build_stage1_model(preset: str, encoder: str | None, init: str | None, qform
         load_vision_weights(model, encoder)
     else:
         log.warning("no image encoder weights given: the ViT stays random")
-    if qformer_init:
-        load_reference_qformer(model, qformer_init)
+    if qformer_init is None and preset.startswith("tiny") and preset != QFORMER_STANDIN_PRESET and TINY_QFORMER.is_file():
+        qformer_init = str(TINY_QFORMER)
+    if qformer_init and qformer_init != "none":
+        if is_seedtok_qformer_file(qformer_init):
+            load_qformer_weights(model, qformer_init)
+        else:
+            load_reference_qformer(model, qformer_init)
     return model
 
 
@@ -227,6 +243,50 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     summary.update(skipped=train.skipped, train_samples=len(train), generation_weight=weight)
     _write_json(Path(args.out) / "train_summary.json", summary)
     return summary
+
+
+def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: int | None = None,
+                cache_dir: str | None = None, probe_train: int = 6000) -> dict[str, Any]:
+    """Stage 0b: pretrain the stand-in Q-Former, the tiny world's BLIP-2 Q-Former. BLIP-2's
+    Q-Former is bidirectional and pretrained on image-text pairs (contrastive + image-grounded
+    text generation) before SEED makes it causal; here: the ``tiny-stage1-bidirectional`` preset
+    on the stand-in ViT, contrastive + the image-grounded generation term
+    (:mod:`seedtok.train.stage1`, weight ``generation_weight``, default 10). Writes
+    ``qformer.safetensors`` (``qformer.*`` + ``ln_vision.*``, what stage 1 loads) and
+    ``provenance.json`` with what it kept of the scenes: retrieval (test split) and the
+    whole-scene linear probe of its query outputs."""
+    from seedtok.eval.probe import scene_probe
+    from seedtok.eval.tokenizer import tokenizer_retrieval
+
+    args.extra.setdefault("generation_weight", TINY_GENERATION_WEIGHT)
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = run_stage1(data, args, QFORMER_STANDIN_PRESET, encoder, None, "none", limit, cache_dir,
+                         StreamOptions(mode="off"))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    model = load_tokenizer(args.out).eval()
+    out = Path(args.out)
+    if _is_main():
+        save_file(qformer_state_dict(model), str(out / "qformer.safetensors"), metadata={"format": "pt"})
+    train = load_image_text(data, "train", model.config.vision.image_size, probe_train)
+    test = load_image_text(data, "test", model.config.vision.image_size)
+    with torch.no_grad():
+        probe = scene_probe(map_in_chunks(model.causal_embeddings, train.pixels), train.scenes,
+                            map_in_chunks(model.causal_embeddings, test.pixels), test.scenes)
+    retrieval = tokenizer_retrieval(model, test, None, default_cache(data, cache_dir))["causal"]
+    provenance = {
+        "what": "stand-in BLIP-2 Q-Former for the tiny presets (stage 0b): bidirectional Q-Former on the stand-in "
+                "ViT, image-text contrastive + image-grounded generation of the canonical caption's MiniLM states",
+        "preset": QFORMER_STANDIN_PRESET, "encoder": str(encoder or TINY_ENCODER),
+        "params": sum(v.numel() for v in qformer_state_dict(model).values()),
+        "data": {"source": str(data), "train_samples": summary["train_samples"], "skipped": summary["skipped"]},
+        "args": args.to_dict(), "steps": args.steps, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "torch_threads": torch.get_num_threads(), "final": summary["last"],
+        "retrieval_test": retrieval,
+        "scene_probe": {"what": f"whole-scene linear probe of the 32 query outputs, {len(train)} train images, "
+                                f"test split", **probe},
+    }
+    _write_json(out / "provenance.json", provenance)
+    return provenance
 
 
 def _finish_stream(model: SeedTokenizer, args: TrainArgs, summary: dict[str, Any]) -> dict[str, Any]:
