@@ -41,11 +41,14 @@ def stage1_dir(root: Path, variant: Variant, data: str, scale: Scale, seed: int)
         out = root / "_stage1" / f"{variant.preset}-untrained-seed{seed}"
         if not (out / "config.json").is_file():
             torch.manual_seed(seed)
-            save_pretrained(build_stage1_model(variant.preset, None, None, None).eval(), out)
+            save_pretrained(build_stage1_model(variant.preset, None, None, "none").eval(), out)
         return out
     out = root / "_stage1" / f"{variant.preset}-seed{seed}"
     if not (out / "train_summary.json").is_file():
-        run_stage1(data, _args(out, scale.steps1, 1e-3, scale, seed, warmup=30), variant.preset, limit=scale.limit)
+        # The ablation's recipe is fixed as published (docs/ablation.md): stage 1 from a random
+        # Q-Former, contrastive only, for every variant alike.
+        run_stage1(data, _args(out, scale.steps1, 1e-3, scale, seed, warmup=30, generation_weight=0.0), variant.preset,
+                   qformer_init="none", limit=scale.limit)
     return out
 
 

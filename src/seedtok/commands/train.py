@@ -77,14 +77,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default="bench/train", help="working + output directory")
     b.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
     b.add_argument("--steps1", type=int, default=DEFAULTS["stage1"]["steps"])
-    b.add_argument("--steps2", type=int, default=DEFAULTS["stage2"]["steps"])
+    b.add_argument("--steps2", type=int, default=300, help="stage 2's joint steps (default 300)")
     b.add_argument("--batch-size", type=int, default=128)
     b.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean +- std in 'summary'")
-    b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.5, 1.0],
-                   help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0.5 1; the paper's: 5 2 0.5)")
+    b.add_argument("--loss-weights", type=float, nargs="+", default=[5.0, 2.0, 0.0, 1.0],
+                   help="stage-2 weights VQ, cosine, MSE[, contrastive on codes] (default 5 2 0 1: the generation path "
+                        "trains in the generation phase; the paper's: 5 2 0.5)")
     b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
     b.add_argument("--generation-weight", type=float, help="stage 1's image-grounded generation weight (default 10)")
-    b.add_argument("--generation-steps", type=int, help="stage 2's generation-phase steps")
+    b.add_argument("--generation-steps", type=int, default=900, help="stage 2's generation-phase steps (default 900)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
