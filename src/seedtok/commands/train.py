@@ -13,7 +13,7 @@ from seedtok.config import PRESETS
 # Per-stage defaults (tiny world); the paper's seed1 values are lr 3e-5 / 1e-4, warmup 2000.
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
-    "qformer": dict(steps=1000, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # stand-in, stage 0b
+    "qformer": dict(steps=1000, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # stand-in, stage 0d
     "stage1": dict(steps=150, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
     "stage2": dict(steps=600, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
@@ -28,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--clip-weight", type=float, default=0.0,
                    help="weight of an extra [CLS] vs frozen-MiniLM contrastive term (default 0: cell labels only)")
     e.set_defaults(func=cmd_encoder)
-    q = tsub.add_parser("qformer", help="stage 0b: pretrain the tiny stand-in Q-Former (BLIP-2's Q-Former analogue)")
+    q = tsub.add_parser("qformer", help="stage 0d: pretrain the tiny stand-in Q-Former (BLIP-2's Q-Former analogue)")
     _common(q, "qformer")
     q.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
     q.add_argument("--generation-weight", type=float, default=10.0,

@@ -31,7 +31,7 @@ from seedtok.train.core import TrainArgs
 from seedtok.train.data import ImageTextSet, load_image_text, map_in_chunks
 from seedtok.eval.tokenizer import tokenizer_retrieval
 from seedtok.train.pretrained import load_tokenizer
-from seedtok.train.runs import (TINY_ENCODER, default_cache, generation_captions, load_reconstruction, run_stage1,
+from seedtok.train.runs import (TINY_ENCODER, TINY_QFORMER, default_cache, generation_captions, load_reconstruction, run_stage1,
                                 run_stage2)
 
 SPLITS = ("test", "compositional")
@@ -164,6 +164,8 @@ def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 1
         "data": {"source": str(data), "limit": limit},
         "preset": "tiny-stage1", "codebook": get_preset("tiny-stage1").codebook.kind,
         "standin": json.loads(provenance.read_text()) if provenance.is_file() else None,
+        "standin_qformer": json.loads(TINY_QFORMER.with_suffix(".json").read_text())
+        if TINY_QFORMER.with_suffix(".json").is_file() else None,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
                     "python": platform.python_version(), "torch": torch.__version__},
         "seeds": list(seeds), "summary": summarise(runs), "runs": runs,

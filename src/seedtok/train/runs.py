@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "assets" / "standins"
 TINY_ENCODER = STANDIN_DIR / "tiny_vit.safetensors"
-# Stage 0b's stand-in Q-Former (BLIP-2's pretrained Q-Former in the tiny world); stage 1 of the
+# Stage 0d's stand-in Q-Former (BLIP-2's pretrained Q-Former in the tiny world); stage 1 of the
 # tiny presets starts from it when the file is shipped (``seedtok train qformer``).
 TINY_QFORMER = STANDIN_DIR / "tiny_qformer.safetensors"
 QFORMER_STANDIN_PRESET = "tiny-stage1-bidirectional"
@@ -247,7 +247,7 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
 
 def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: int | None = None,
                 cache_dir: str | None = None, probe_train: int = 6000) -> dict[str, Any]:
-    """Stage 0b: pretrain the stand-in Q-Former, the tiny world's BLIP-2 Q-Former. BLIP-2's
+    """Stage 0d: pretrain the stand-in Q-Former, the tiny world's BLIP-2 Q-Former. BLIP-2's
     Q-Former is bidirectional and pretrained on image-text pairs (contrastive + image-grounded
     text generation) before SEED makes it causal; here: the ``tiny-stage1-bidirectional`` preset
     on the stand-in ViT, contrastive + the image-grounded generation term
@@ -274,7 +274,7 @@ def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: i
                             map_in_chunks(model.causal_embeddings, test.pixels), test.scenes)
     retrieval = tokenizer_retrieval(model, test, None, default_cache(data, cache_dir))["causal"]
     provenance = {
-        "what": "stand-in BLIP-2 Q-Former for the tiny presets (stage 0b): bidirectional Q-Former on the stand-in "
+        "what": "stand-in BLIP-2 Q-Former for the tiny presets (stage 0d): bidirectional Q-Former on the stand-in "
                 "ViT, image-text contrastive + image-grounded generation of the canonical caption's MiniLM states",
         "preset": QFORMER_STANDIN_PRESET, "encoder": str(encoder or TINY_ENCODER),
         "params": sum(v.numel() for v in qformer_state_dict(model).values()),
