@@ -162,7 +162,7 @@ def cmd_encoder(a: argparse.Namespace) -> int:
 
 
 def cmd_qformer(a: argparse.Namespace) -> int:
-    from seedtok.train.runs import QFORMER_STANDIN_PRESET, run_qformer
+    from seedtok.train.qformer_standin import QFORMER_STANDIN_PRESET, run_qformer
 
     if a.preset != QFORMER_STANDIN_PRESET:
         raise SystemExit(f"seedtok train qformer: the stand-in Q-Former uses --preset {QFORMER_STANDIN_PRESET}")

@@ -63,11 +63,6 @@ class Stage1Module(nn.Module):
             self.reverse_qformer = tokenizer.reverse_qformer
             self.generation_proj = tokenizer.generation_proj
 
-    def image_features(self, vit_features: torch.Tensor) -> torch.Tensor:
-        """(B, 1+N, Cv) frozen ViT output -> (B, P) normalised last-query embedding."""
-        causal = self.qformer(self.ln_vision(vit_features))  # (B, Q, H)
-        return F.normalize(self.qformer.vision_proj(causal[:, -1]), dim=-1)
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         causal = self.qformer(self.ln_vision(batch["vit_features"]))  # (B, Q, H)
         img = F.normalize(self.qformer.vision_proj(causal[:, -1]), dim=-1)
