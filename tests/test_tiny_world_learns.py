@@ -90,7 +90,13 @@ def test_encoder_cell_objective_learns_one_batch(tmp_path):
     fit(module, TensorBatches(batch), args, {"stage": "encoder"})
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < 0.3 * rows[0]["loss"] and rows[-1]["patch_acc"] > 0.9
+    # the position term: every token learns to name its grid cell (chance 1/9)
+    assert rows[-1]["position"] < 0.5 * rows[0]["position"] and rows[-1]["position_acc"] > 0.6
     assert set(module.vision_state_dict()) == {f"vision.{k}" for k in module.vision.state_dict()}
+    plain = EncoderPretrainModule(vc, position_weight=0.0)
+    assert not hasattr(plain, "position_head") and "position" not in plain(batch)
+    with pytest.raises(ValueError, match="position_weight"):
+        EncoderPretrainModule(vc, position_weight=-1.0)
 
 
 def minilm_world(n: int = 16) -> tuple[SeedTokenizer, dict[str, torch.Tensor]]:
@@ -190,6 +196,38 @@ def test_stage1_generation_term_trains_the_generation_path_and_queries(tmp_path)
     assert default_generation_weight("tiny-stage1", "some/dir") == 0
     (tmp_path / "g" / "train_summary.json").write_text(json.dumps({"generation_weight": 10.0}))
     assert stage1_trained_generation(tmp_path / "g") and not stage1_trained_generation(tmp_path / "missing")
+
+
+def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path):
+    """The scene term (stage 0d's): a training-only head reads the query outputs and names every
+    grid cell's attributes; its cross-entropy falls, the Q-Former trains, missing labels are a clear error."""
+    from seedtok.eval.probe import num_classes
+
+    tokenizer, tensors = minilm_world(16)
+    data = blocks_world(16)
+    # Cell labels as the scene metadata gives them: the block's colour in the cell of its place, the rest empty.
+    colours, places = ["red", "green", "blue", "white"], ["top left", "top right", "bottom left", "bottom right"]
+
+    def labels(text: str) -> torch.Tensor:
+        out = torch.tensor([n - 1 for n in num_classes()]).repeat(9, 1)
+        cell = (0, 2, 6, 8)[places.index(text.split(" at the ")[1])]
+        out[cell] = torch.tensor([colours.index(text.split()[1]), 0, 0])
+        return out
+
+    per_caption = {c: labels(c) for c in set(data.captions)}
+    with pytest.raises(TrainingError, match="cell labels"):
+        train_stage1(tokenizer, dict(tensors), TrainArgs(out=str(tmp_path / "x"), steps=1, batch_size=16, progress=False,
+                                                         extra={"scene_weight": 1.0}))
+    tensors["cell_labels"] = torch.stack([per_caption[c] for c in data.captions])
+    start = tokenizer.qformer.query_tokens.detach().clone()
+    args = TrainArgs(out=str(tmp_path / "s"), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000,
+                     progress=False, extra={"scene_weight": 1.0})
+    train_stage1(tokenizer, tensors, args)
+    rows = [json.loads(l) for l in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["scene"] <= 0.5 * rows[0]["scene"], (rows[0]["scene"], rows[-1]["scene"])
+    assert rows[-1]["scene_acc"] > rows[0]["scene_acc"]
+    assert not torch.equal(start, tokenizer.qformer.query_tokens)
+    assert not any(k.startswith("scene_head") for k in tokenizer.state_dict())  # training-only, not shipped
 
 
 def test_stage2_generation_phase_trains_only_the_generation_path(tmp_path):

@@ -27,12 +27,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _common(e, "encoder")
     e.add_argument("--clip-weight", type=float, default=0.0,
                    help="weight of an extra [CLS] vs frozen-MiniLM contrastive term (default 0: cell labels only)")
+    e.add_argument("--position-weight", type=float, default=1.0,
+                   help="weight of the position term: every patch token also classifies its grid cell (default 1; 0 off)")
     e.set_defaults(func=cmd_encoder)
     q = tsub.add_parser("qformer", help="stage 0d: pretrain the tiny stand-in Q-Former (BLIP-2's Q-Former analogue)")
     _common(q, "qformer")
     q.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
     q.add_argument("--generation-weight", type=float, default=10.0,
                    help="weight of the image-grounded generation term (default 10)")
+    q.add_argument("--scene-weight", type=float, default=1.0,
+                   help="weight of the scene term: a training-only head names every grid cell's colour/shape/size "
+                        "from the query outputs (default 1; 0 off)")
     q.set_defaults(func=cmd_qformer)
     s1 = tsub.add_parser("stage1", help="stage 1: Causal Q-Former, image-text contrastive (ViT frozen)")
     _common(s1, "stage1")
@@ -45,6 +50,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s1.add_argument("--generation-weight", type=float,
                     help="weight of the image-grounded generation term (generation path on the unquantized "
                          "causal embeddings -> canonical caption states); default 10 for tiny presets, 0 otherwise")
+    s1.add_argument("--scene-weight", type=float, default=0.0,
+                    help="weight of the scene term (every grid cell's attributes named from the causal embeddings by a "
+                         "training-only head; shapes world only; default 0)")
     s1.set_defaults(func=cmd_stage1)
     s2 = tsub.add_parser("stage2", help="stage 2: codebook + de-tokenizer targets (Q-Former frozen)")
     _common(s2, "stage2")
@@ -86,6 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
     b.add_argument("--generation-weight", type=float, help="stage 1's image-grounded generation weight (default 10)")
     b.add_argument("--generation-steps", type=int, default=900, help="stage 2's generation-phase steps (default 900)")
+    b.add_argument("--qformer-init", help="stage 1's starting Q-Former (default: the shipped stand-in; 'none': random)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -157,7 +166,9 @@ def _print(obj) -> None:
 def cmd_encoder(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_encoder
 
-    _print(run_encoder(a.data, _train_args(a), a.preset, a.cache_dir, a.limit, a.clip_weight, stream=_stream_options(a)))
+    args = _train_args(a)
+    args.extra["position_weight"] = a.position_weight
+    _print(run_encoder(a.data, args, a.preset, a.cache_dir, a.limit, a.clip_weight, stream=_stream_options(a)))
     return 0
 
 
@@ -168,6 +179,7 @@ def cmd_qformer(a: argparse.Namespace) -> int:
         raise SystemExit(f"seedtok train qformer: the stand-in Q-Former uses --preset {QFORMER_STANDIN_PRESET}")
     args = _train_args(a)
     args.extra["generation_weight"] = a.generation_weight
+    args.extra["scene_weight"] = a.scene_weight
     out = run_qformer(a.data, args, a.encoder, a.limit, a.cache_dir)
     _print({k: out[k] for k in ("steps", "cpu_s", "wall_s", "retrieval_test", "scene_probe")})
     return 0
@@ -179,6 +191,8 @@ def cmd_stage1(a: argparse.Namespace) -> int:
     args = _train_args(a)
     if a.generation_weight is not None:
         args.extra["generation_weight"] = a.generation_weight
+    if a.scene_weight:
+        args.extra["scene_weight"] = a.scene_weight
     summary = run_stage1(a.data, args, a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir,
                          _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
@@ -212,7 +226,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
                          tuple(a.loss_weights), a.generation_lr_scale, a.generation_weight,
-                         a.generation_steps)
+                         a.generation_steps, a.qformer_init)
     _print(report["summary"])
     return 0
 

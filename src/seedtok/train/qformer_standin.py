@@ -16,6 +16,8 @@ from seedtok.train.runs import (QFORMER_STANDIN_PRESET, TINY_ENCODER, TINY_GENER
                                 default_cache, run_stage1)
 from seedtok.train.stream_runs import StreamOptions
 
+QFORMER_SCENE_WEIGHT = 1.0  # the scene term of stage 0d (seedtok.train.stage1)
+
 
 def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: int | None = None,
                 cache_dir: str | None = None, probe_train: int = 6000) -> dict[str, Any]:
@@ -23,7 +25,8 @@ def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: i
     Q-Former is bidirectional and pretrained on image-text pairs (contrastive + image-grounded
     text generation) before SEED makes it causal; here: the ``tiny-stage1-bidirectional`` preset
     on the stand-in ViT, contrastive + the image-grounded generation term
-    (:mod:`seedtok.train.stage1`, weight ``generation_weight``, default 10). Writes
+    (:mod:`seedtok.train.stage1`, weight ``generation_weight``, default 10) + the scene term
+    (``scene_weight``, default 1: every grid cell named from the query outputs). Writes
     ``qformer.safetensors`` (``qformer.*`` + ``ln_vision.*``, what stage 1 loads) and
     ``provenance.json`` with what it kept of the scenes: retrieval (test split) and the
     whole-scene linear probe of its query outputs."""
@@ -31,6 +34,7 @@ def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: i
     from seedtok.eval.tokenizer import tokenizer_retrieval
 
     args.extra.setdefault("generation_weight", TINY_GENERATION_WEIGHT)
+    args.extra.setdefault("scene_weight", QFORMER_SCENE_WEIGHT)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = run_stage1(data, args, QFORMER_STANDIN_PRESET, encoder, None, "none", limit, cache_dir,
                          StreamOptions(mode="off"))

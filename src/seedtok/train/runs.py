@@ -103,8 +103,16 @@ def _streaming(stream: StreamOptions, data: str, model: SeedTokenizer | None, st
     return on
 
 
+def _encoder_module(config, args: TrainArgs, clip_weight: float):
+    from seedtok.train.encoder import POSITION_WEIGHT, EncoderPretrainModule
+
+    args.extra.setdefault("clip_weight", clip_weight)
+    args.extra.setdefault("position_weight", POSITION_WEIGHT)
+    return EncoderPretrainModule(config.vision, clip_weight, position_weight=float(args.extra["position_weight"]))
+
+
 def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_train, stream) -> dict[str, Any]:
-    from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
+    from seedtok.train.encoder import clamp_temperature
     from seedtok.eval.tokenizer import encoder_probe
     from seedtok.train.stream_runs import stream_encoder
 
@@ -112,8 +120,7 @@ def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_tr
     probe_set = load_image_text(data, "train", config.vision.image_size, probe_train)
     test = load_image_text(data, "test", config.vision.image_size)
     torch.manual_seed(args.seed)
-    module = EncoderPretrainModule(config.vision, clip_weight)
-    args.extra.setdefault("clip_weight", clip_weight)
+    module = _encoder_module(config, args, clip_weight)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = stream_encoder(module, config, data, args, stream, default_cache(data, cache_dir), clip_weight,
                              clamp_temperature(module))
@@ -126,7 +133,7 @@ def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_tr
 
 def _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, probe_train):
     from seedtok.eval.probe import cell_labels
-    from seedtok.train.encoder import EncoderPretrainModule, clamp_temperature
+    from seedtok.train.encoder import clamp_temperature
     from seedtok.eval.tokenizer import encoder_probe
 
     # Read every split before the Accelerator starts: the loader shards by rank once a
@@ -141,8 +148,7 @@ def _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, p
                                           progress=args.progress)
         tensors.update(text_states=states, text_mask=mask)
     torch.manual_seed(args.seed)
-    module = EncoderPretrainModule(config.vision, clip_weight)
-    args.extra.setdefault("clip_weight", clip_weight)
+    module = _encoder_module(config, args, clip_weight)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = fit(module, TensorBatches(tensors, args.seed), args, {"stage": "encoder", "config": config.to_dict()},
                   clamp_temperature(module))
@@ -221,7 +227,10 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     model = build_stage1_model(preset, encoder, init, qformer_init)
     stream = stream or StreamOptions()
     weight = float(args.extra.setdefault("generation_weight", default_generation_weight(preset, init)))
+    scene_weight = float(args.extra.get("scene_weight", 0.0))
     if _streaming(stream, data, model, "stage1", limit):
+        if scene_weight > 0:
+            raise TrainingError("the scene term (scene_weight > 0) reads scene metadata in memory; run it with --stream off")
         from seedtok.train.stream_runs import stream_stage1
 
         args.extra.setdefault("init", {"encoder": encoder, "init": init, "qformer_init": qformer_init, "data": str(data)})
@@ -236,6 +245,12 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     if weight > 0:
         target = args.extra.setdefault("generation_target", default_target(train))
         tensors["target"] = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
+    if scene_weight > 0:
+        if any(not isinstance(s, dict) for s in train.scenes):
+            raise TrainingError("the scene term (scene_weight > 0) needs scene metadata (a shapes-world dataset)")
+        from seedtok.eval.probe import cell_labels
+
+        tensors["cell_labels"] = cell_labels(train.scenes)
     summary = train_stage1(model, tensors, args)
     if _is_main():
         save_pretrained(model.eval(), args.out)

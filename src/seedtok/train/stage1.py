@@ -17,6 +17,14 @@ generation) gives the Q-Former that SEED starts from: queries that carry the who
 only what tells a batch's captions apart. Contrastive alone keeps too little of each scene for
 the de-tokenizer (docs/training.md, "Where reconstruction is lost"). Stage 2 then starts its
 generation path from the one trained here.
+
+Optional scene term (``scene_weight`` > 0; stage 0d's default, the stand-in Q-Former): a
+training-only :class:`SceneHead` reads the 32 query outputs with one learned query per grid
+cell (one cross-attention layer, then a linear classifier) and names every cell's colour, shape
+and size (each with an "empty" class) from the scene metadata, by cross-entropy. It is the
+discrete analogue of BLIP-2's image-grounded text generation (a cross-entropy on every word of
+the caption; the shapes world's canonical caption is a function of these cell labels): the
+regression term alone left the queries with 32 % of each scene's objects (docs/training.md).
 """
 
 from __future__ import annotations
@@ -45,16 +53,47 @@ TEXT_STATE_LEN = 32  # MiniLM tokens per caption; the longest shapes caption has
 GENERATION_LR_SCALE = 3.0
 
 
-class Stage1Module(nn.Module):
-    """Trainable part of stage 1: ``ln_vision`` + Causal Q-Former (with its text branch), and the
-    generation path when ``generation_weight`` > 0."""
+class SceneHead(nn.Module):
+    """Training-only reader of the query outputs (B, Q, H) -> per grid cell and attribute the
+    logits (B, 9, classes) (module docstring, scene term)."""
 
-    def __init__(self, tokenizer: SeedTokenizer, generation_weight: float = 0.0) -> None:
+    def __init__(self, hidden: int, num_heads: int) -> None:
+        super().__init__()
+        from seedtok.eval.probe import GRID, num_classes
+
+        self.sizes = num_classes()
+        self.cells = nn.Parameter(torch.randn(GRID * GRID, hidden) * 0.02)
+        self.norm = nn.LayerNorm(hidden)
+        self.attend = nn.MultiheadAttention(hidden, num_heads, batch_first=True)
+        self.classify = nn.Linear(hidden, sum(self.sizes))
+
+    def forward(self, queries: torch.Tensor) -> list[torch.Tensor]:
+        kv = self.norm(queries)
+        read, _ = self.attend(self.cells.expand(len(queries), -1, -1), kv, kv, need_weights=False)
+        return list(self.classify(read).split(self.sizes, dim=-1))
+
+    def loss(self, queries: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (mean cross-entropy over attributes, fraction of cells with all three right)."""
+        logits = self(queries)
+        ce = sum(F.cross_entropy(lg.flatten(0, 1), labels[..., j].flatten()) for j, lg in enumerate(logits)) / len(logits)
+        right = torch.stack([lg.argmax(-1) == labels[..., j] for j, lg in enumerate(logits)]).all(0)
+        return ce, right.float().mean()
+
+
+class Stage1Module(nn.Module):
+    """Trainable part of stage 1: ``ln_vision`` + Causal Q-Former (with its text branch), the
+    generation path when ``generation_weight`` > 0 and a :class:`SceneHead` when ``scene_weight`` > 0."""
+
+    def __init__(self, tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0) -> None:
         super().__init__()
         if not tokenizer.qformer.config.is_contrastive:
             raise TrainingError("stage 1 needs a text side (qformer.vocab_size > 0 or text_tower='minilm')")
-        if not generation_weight >= 0:
-            raise TrainingError(f"generation_weight must be >= 0, got {generation_weight!r}")
+        if not (generation_weight >= 0 and scene_weight >= 0):
+            raise TrainingError(f"generation_weight and scene_weight must be >= 0, got {generation_weight!r}, {scene_weight!r}")
+        self.scene_weight = float(scene_weight)
+        if self.scene_weight > 0:
+            cfg = tokenizer.qformer.config
+            self.scene_head = SceneHead(cfg.hidden_size, cfg.num_heads)
         self.ln_vision = tokenizer.ln_vision
         self.qformer = tokenizer.qformer
         self.generation_weight = float(generation_weight)
@@ -72,15 +111,18 @@ class Stage1Module(nn.Module):
         if self.generation_weight > 0:
             generation = self.generation_proj(self.reverse_qformer(self.code_decoder(causal)))
             mse = F.mse_loss(generation.float(), batch["target"].float())
-            out.update(loss=loss + self.generation_weight * mse, mse=mse.detach())
+            out.update(loss=out["loss"] + self.generation_weight * mse, mse=mse.detach())
+        if self.scene_weight > 0:
+            ce, acc = self.scene_head.loss(causal, batch["cell_labels"])
+            out.update(loss=out["loss"] + self.scene_weight * ce, scene=ce.detach(), scene_acc=acc)
         return out
 
 
-def prepare_stage1(tokenizer: SeedTokenizer, generation_weight: float = 0.0) -> Stage1Module:
+def prepare_stage1(tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0) -> Stage1Module:
     """Freezing policy of stage 1: everything frozen except ``ln_vision`` + Causal Q-Former (and
-    the generation path when ``generation_weight`` > 0)."""
+    the generation path when ``generation_weight`` > 0, the scene head when ``scene_weight`` > 0)."""
     freeze(tokenizer)
-    module = Stage1Module(tokenizer, generation_weight)
+    module = Stage1Module(tokenizer, generation_weight, scene_weight)
     module.train().requires_grad_(True)
     if module.generation_weight > 0:
         from seedtok.train.stage2 import GENERATION_PATH
@@ -120,14 +162,18 @@ def train_stage1(
 ) -> dict[str, Any]:
     """Run stage 1 in place on ``tokenizer``; returns the loop summary."""
     weight = float(args.extra.get("generation_weight", 0.0))
-    module = prepare_stage1(tokenizer, weight)
+    scene_weight = float(args.extra.get("scene_weight", 0.0))
+    module = prepare_stage1(tokenizer, weight, scene_weight)
     tensors = data if isinstance(data, dict) else stage1_tensors(
         tokenizer, data, args.extra.get("feature_cache"), args.extra.get("text_cache"))
+    if scene_weight > 0 and "cell_labels" not in tensors:
+        raise TrainingError("scene_weight > 0 needs the scene's cell labels ('cell_labels', B x 9 x 3) in the stage-1 data")
     if weight > 0:
         if "target" not in tensors:
             raise TrainingError("generation_weight > 0 needs generation targets ('target', B x L x G) in the stage-1 data")
         from seedtok.train.stage2 import init_generation_head
 
         init_generation_head(tokenizer, tensors["target"])
-    run_info = {"stage": "stage1", "config": tokenizer.config.to_dict(), "generation_weight": weight}
+    run_info = {"stage": "stage1", "config": tokenizer.config.to_dict(), "generation_weight": weight,
+                "scene_weight": scene_weight}
     return fit(module, TensorBatches(tensors, args.seed), args, run_info, clamp_temperature(module), accelerator)
