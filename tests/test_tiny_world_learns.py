@@ -255,3 +255,41 @@ def test_stage2_generation_phase_trains_only_the_generation_path(tmp_path):
     assert not torch.equal(head, tokenizer.generation_proj.weight)
     with pytest.raises(TrainingError, match="generation_steps"):
         train_generation_phase(tokenizer, codes, args, -1)
+
+
+def test_stage2_decode_match_and_scene_terms(tmp_path):
+    """Stage 2's optional terms: the decode match pulls decode_task(codes) onto the causal
+    embeddings (what the stage-1 generation path read); the scene term names every cell from
+    decode_task(codes) and needs cell labels; both are logged."""
+    from seedtok.eval.probe import num_classes
+    from seedtok.train.stage2 import dequantized_codes, stage2_tensors, train_stage2
+
+    def run(extra: dict, name: str, labels: bool = True) -> tuple[SeedTokenizer, dict]:
+        tokenizer, _ = minilm_world(16)
+        config = tokenizer.config.replace(codebook=dataclasses.replace(tokenizer.config.codebook, kind="cosine"))
+        model = SeedTokenizer(config)
+        model.load_state_dict(tokenizer.state_dict())
+        tensors = stage2_tensors(model, blocks_world(16), torch.zeros(16, config.generation_len, config.generation_dim))
+        if labels:
+            g = torch.Generator().manual_seed(6)
+            tensors["cell_labels"] = torch.stack([torch.randint(0, n, (16, 9), generator=g) for n in num_classes()], -1)
+        args = TrainArgs(out=str(tmp_path / name), steps=40, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000,
+                         progress=False, extra={"loss_weights": [5, 2, 0, 0], **extra})
+        train_stage2(model, tensors, args)
+        return model, tensors
+
+    with pytest.raises(TrainingError, match="cell labels"):
+        run({"scene_weight": 1.0}, "x", labels=False)
+    with pytest.raises(TrainingError, match="decode_match_weight"):
+        run({"decode_match_weight": -1.0}, "y")
+
+    def relative_error(model, tensors) -> float:
+        causal = tensors["causal_embeds"]
+        return float(((dequantized_codes(model, causal) - causal) ** 2).mean() / (causal**2).mean())
+
+    plain = relative_error(*run({}, "plain"))
+    model, tensors = run({"decode_match_weight": 2.0, "scene_weight": 1.0}, "match")
+    assert relative_error(model, tensors) < 0.97 * plain
+    rows = [json.loads(l) for l in (tmp_path / "match" / "metrics.jsonl").read_text().splitlines()]
+    assert {"match", "scene", "scene_acc"} <= set(rows[-1]) and rows[-1]["scene"] < rows[0]["scene"]
+    assert not any(k.startswith("scene_head") for k in model.state_dict())
