@@ -96,11 +96,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--generation-steps", type=int, default=900, help="stage 2's generation-phase steps (default 900)")
     b.add_argument("--qformer-init", help="stage 1's starting Q-Former (default: the shipped stand-in; 'none': random)")
     b.add_argument("--scene-weight", type=float, default=0.0, help="stage 1's scene-term weight (default 0)")
-    b.add_argument("--decode-match-weight", type=float, default=0.0,
-                   help="stage 2's decode-match weight: relative squared error of decode_task(codes) to the causal "
-                        "embeddings (default 0)")
-    b.add_argument("--stage2-scene-weight", type=float, default=0.0,
-                   help="stage 2's scene-term weight (every grid cell named from decode_task(codes); default 0)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -232,8 +227,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
                          tuple(a.loss_weights), a.generation_lr_scale, a.generation_weight,
-                         a.generation_steps, a.qformer_init, a.scene_weight, a.decode_match_weight,
-                         a.stage2_scene_weight)
+                         a.generation_steps, a.qformer_init, a.scene_weight)
     _print(report["summary"])
     return 0
 

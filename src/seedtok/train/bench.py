@@ -98,8 +98,7 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
                limit: int | None, cache_dir: str | None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                generation_lr_scale: float | None = None, generation_weight: float | None = None,
                generation_steps: int | None = None, qformer_init: str | None = None,
-               scene_weight: float = 0.0, decode_match_weight: float = 0.0,
-               stage2_scene_weight: float = 0.0) -> dict[str, Any]:
+               scene_weight: float = 0.0) -> dict[str, Any]:
     args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
     extra1: dict[str, Any] = {} if generation_weight is None else {"generation_weight": generation_weight}
     if scene_weight:
@@ -111,10 +110,6 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
         extra2["generation_lr_scale"] = generation_lr_scale
     if generation_steps is not None:
         extra2["generation_steps"] = generation_steps
-    if decode_match_weight:
-        extra2["decode_match_weight"] = decode_match_weight
-    if stage2_scene_weight:
-        extra2["scene_weight"] = stage2_scene_weight
     s2 = TrainArgs(out=str(out_dir / "stage2"), steps=steps2, lr=1e-3, warmup=10, extra=extra2, **args)
     sum2, t2 = timed(run_stage2, data, s2, s1.out, None, None, cache_dir, limit)
     result: dict[str, Any] = {
@@ -156,16 +151,14 @@ def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 1
                 cache_dir: str | None = None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                 generation_lr_scale: float | None = None, generation_weight: float | None = None,
                 generation_steps: int | None = TINY_GENERATION_STEPS, qformer_init: str | None = None,
-                scene_weight: float = 0.0, decode_match_weight: float = 0.0,
-                stage2_scene_weight: float = 0.0) -> dict[str, Any]:
+                scene_weight: float = 0.0) -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
     runs = []
     for seed in seeds:
         run = bench_seed(data, out_dir / f"seed{seed}", seed, encoder, steps1, steps2, batch_size, limit, cache_dir, weights,
-                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight, decode_match_weight,
-                         stage2_scene_weight)
+                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight)
         atomic_write_json(out_dir / f"seed{seed}" / "bench_seed.json", run)
         runs.append(run)
     provenance = Path(encoder).with_suffix(".json")

@@ -246,22 +246,17 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
         target = args.extra.setdefault("generation_target", default_target(train))
         tensors["target"] = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
     if scene_weight > 0:
-        tensors["cell_labels"] = _scene_labels(train)
+        if any(not isinstance(s, dict) for s in train.scenes):
+            raise TrainingError("the scene term (scene_weight > 0) needs scene metadata (a shapes-world dataset)")
+        from seedtok.eval.probe import cell_labels
+
+        tensors["cell_labels"] = cell_labels(train.scenes)
     summary = train_stage1(model, tensors, args)
     if _is_main():
         save_pretrained(model.eval(), args.out)
     summary.update(skipped=train.skipped, train_samples=len(train), generation_weight=weight)
     _write_json(Path(args.out) / "train_summary.json", summary)
     return summary
-
-
-def _scene_labels(train: ImageTextSet) -> torch.Tensor:
-    """(N, 9, 3) cell labels for the scene term; a clear error without scene metadata."""
-    from seedtok.eval.probe import cell_labels
-
-    if any(not isinstance(s, dict) for s in train.scenes):
-        raise TrainingError("the scene term (scene_weight > 0) needs scene metadata (a shapes-world dataset)")
-    return cell_labels(train.scenes)
 
 
 def _finish_stream(model: SeedTokenizer, args: TrainArgs, summary: dict[str, Any]) -> dict[str, Any]:
@@ -340,8 +335,6 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
     reinit = config.codebook.kind == "cosine" if reinit is None else reinit
     stream = stream or StreamOptions()
     if _streaming(stream, data, model, "stage2", limit):
-        if float(args.extra.get("scene_weight", 0.0)) > 0:
-            raise TrainingError("the scene term (scene_weight > 0) reads scene metadata in memory; run it with --stream off")
         return _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target)
     train = load_image_text(data, "train", config.vision.image_size, limit)
     target = args.extra.setdefault("generation_target", target or default_target(train))
@@ -352,8 +345,6 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
     weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     if weights[3] > 0:  # contrastive term on the codes: frozen text-branch features as targets
         tensors["text_feats"] = text_features(model, train.captions, default_cache(data, cache_dir))
-    if float(args.extra.get("scene_weight", 0.0)) > 0:
-        tensors["cell_labels"] = _scene_labels(train)
     args.extra.setdefault("init", {"init": str(init), "data": str(data)})
     summary, module = train_stage2(model, tensors, args, reinit=reinit, health_every=health_every)
     if _is_main():

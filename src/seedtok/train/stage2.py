@@ -69,19 +69,9 @@ class ReconstructionHead(CodeDecoder):
 class Stage2Module(nn.Module):
     """Trainable part of stage 2 (see module docstring)."""
 
-    def __init__(self, tokenizer: SeedTokenizer, recon: ReconstructionHead, weights=DEFAULT_WEIGHTS,
-                 match_weight: float = 0.0, scene_weight: float = 0.0) -> None:
+    def __init__(self, tokenizer: SeedTokenizer, recon: ReconstructionHead, weights=DEFAULT_WEIGHTS) -> None:
         super().__init__()
         self.weights = loss_weights(weights)
-        if not (match_weight >= 0 and scene_weight >= 0):
-            raise TrainingError(f"decode_match_weight and scene_weight must be >= 0, got {match_weight!r}, {scene_weight!r}")
-        self.match_weight = float(match_weight)
-        self.scene_weight = float(scene_weight)
-        if self.scene_weight > 0:
-            from seedtok.train.stage1 import SceneHead
-
-            cfg = tokenizer.qformer.config
-            self.scene_head = SceneHead(cfg.hidden_size, cfg.num_heads)
         # Stage 1's projection and temperature, frozen (only used by the contrastive term).
         self.vision_proj = tokenizer.qformer.vision_proj if self.weights[3] > 0 else None
         self.temperature = float(tokenizer.qformer.temp.detach()) if self.weights[3] > 0 else 1.0
@@ -112,12 +102,6 @@ class Stage2Module(nn.Module):
             target = target[:8]
         losses = stage2_loss(q.loss, recon, causal, generation, target, self.weights[:3])
         out = {"loss": losses.total, "vq": losses.vq, "cos": losses.cosine, "mse": losses.mse}
-        if self.match_weight > 0:  # decode_task(codes) itself ~ the causal embeddings (module docstring)
-            match = F.mse_loss(up, causal) / causal.pow(2).mean().clamp_min(1e-8)  # relative squared error
-            out.update(loss=out["loss"] + self.match_weight * match, match=match.detach())
-        if self.scene_weight > 0:  # every grid cell named from what the generation path reads
-            ce, acc = self.scene_head.loss(up, batch["cell_labels"])
-            out.update(loss=out["loss"] + self.scene_weight * ce, scene=ce.detach(), scene_acc=acc)
         if self.vision_proj is not None:
             img = F.normalize(self.vision_proj(recon[:, -1]), dim=-1)
             con, acc = contrastive_loss(img, batch["text_feats"], torch.tensor(self.temperature, device=img.device))
@@ -180,12 +164,10 @@ def init_generation_head(tokenizer: SeedTokenizer, targets: torch.Tensor) -> Non
     proj.weight.mul_(0.1)
 
 
-def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = None, weights=DEFAULT_WEIGHTS,
-                   match_weight: float = 0.0, scene_weight: float = 0.0) -> Stage2Module:
+def prepare_stage2(tokenizer: SeedTokenizer, recon: ReconstructionHead | None = None, weights=DEFAULT_WEIGHTS) -> Stage2Module:
     """Freezing policy of stage 2: ViT, ln_vision and Causal Q-Former frozen; the rest trains."""
     freeze(tokenizer)
-    module = Stage2Module(tokenizer, recon or ReconstructionHead.for_config(tokenizer.config), weights, match_weight,
-                          scene_weight)
+    module = Stage2Module(tokenizer, recon or ReconstructionHead.for_config(tokenizer.config), weights)
     module.train().requires_grad_(True)
     if module.vision_proj is not None:
         module.vision_proj.eval().requires_grad_(False)
@@ -217,10 +199,7 @@ def train_stage2(
     """Run stage 2 in place on ``tokenizer``; returns (loop summary, trained module)."""
     if args.extra.get("init_generation_head", True):
         init_generation_head(tokenizer, tensors["target"])
-    module = prepare_stage2(tokenizer, recon, args.extra.get("loss_weights", DEFAULT_WEIGHTS),
-                            float(args.extra.get("decode_match_weight", 0.0)), float(args.extra.get("scene_weight", 0.0)))
-    if module.scene_weight > 0 and "cell_labels" not in tensors:
-        raise TrainingError("scene_weight > 0 needs the scene's cell labels ('cell_labels', B x 9 x 3) in the stage-2 data")
+    module = prepare_stage2(tokenizer, recon, args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     scale = float(args.extra.setdefault("generation_lr_scale", GENERATION_LR_SCALE))
     if not scale > 0:
         raise TrainingError(f"generation_lr_scale must be > 0, got {scale!r}")
