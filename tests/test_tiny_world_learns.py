@@ -169,6 +169,18 @@ def test_canonical_generation_targets_come_from_the_scene():
         generation_captions(data, "other")
 
 
+def train_stage1_term(tokenizer, tensors: dict, out, extra: dict, missing: str, key: str, value: torch.Tensor) -> list[dict]:
+    """An optional stage-1 term: without its inputs (``key``) a clear error naming ``missing``;
+    with them, 60 steps at lr 3e-3 in ``out/run``; returns the metrics rows."""
+    with pytest.raises(TrainingError, match=missing):
+        train_stage1(tokenizer, dict(tensors), TrainArgs(out=str(out / "x"), steps=1, batch_size=16, progress=False, extra=extra))
+    tensors[key] = value
+    args = TrainArgs(out=str(out / "run"), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000, progress=False,
+                     extra=extra)
+    train_stage1(tokenizer, tensors, args)
+    return [json.loads(l) for l in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_stage1_generation_term_trains_the_generation_path_and_queries(tmp_path):
     """Stage 1's image-grounded generation term: the generation path reads the unquantized causal
     embeddings and its MSE to per-scene targets falls; without targets it is a clear error."""
@@ -181,21 +193,15 @@ def test_stage1_generation_term_trains_the_generation_path_and_queries(tmp_path)
     # Targets built from the caption's words (colour and place), as the canonical caption's states are.
     words = {w: torch.randn(L, G, generator=g) for c in data.captions for w in c.split()[1:2] + c.split()[-1:]}
     per_caption = {c: words[c.split()[1]] + words[c.split()[-1]] for c in data.captions}
-    with pytest.raises(TrainingError, match="generation targets"):
-        train_stage1(tokenizer, tensors, TrainArgs(out=str(tmp_path / "x"), steps=1, batch_size=16, progress=False,
-                                                    extra={"generation_weight": 1.0}))
-    tensors["target"] = torch.stack([per_caption[c] for c in data.captions])
     start = tokenizer.reverse_qformer.query_tokens.detach().clone()
-    args = TrainArgs(out=str(tmp_path / "g"), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000,
-                     progress=False, extra={"generation_weight": 10.0})
-    train_stage1(tokenizer, tensors, args)
-    rows = [json.loads(l) for l in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
+    rows = train_stage1_term(tokenizer, tensors, tmp_path / "g", {"generation_weight": 10.0}, "generation targets",
+                             "target", torch.stack([per_caption[c] for c in data.captions]))
     assert rows[-1]["mse"] <= 0.7 * rows[0]["mse"], (rows[0]["mse"], rows[-1]["mse"])
     assert not torch.equal(start, tokenizer.reverse_qformer.query_tokens)  # the generation path trains
     assert default_generation_weight("tiny-stage1", None) > 0 and default_generation_weight("seed1-stage1", None) == 0
     assert default_generation_weight("tiny-stage1", "some/dir") == 0
-    (tmp_path / "g" / "train_summary.json").write_text(json.dumps({"generation_weight": 10.0}))
-    assert stage1_trained_generation(tmp_path / "g") and not stage1_trained_generation(tmp_path / "missing")
+    (tmp_path / "g" / "run" / "train_summary.json").write_text(json.dumps({"generation_weight": 10.0}))
+    assert stage1_trained_generation(tmp_path / "g" / "run") and not stage1_trained_generation(tmp_path / "missing")
 
 
 def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path):
@@ -214,16 +220,9 @@ def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path):
         out[cell] = torch.tensor([colours.index(text.split()[1]), 0, 0])
         return out
 
-    per_caption = {c: labels(c) for c in set(data.captions)}
-    with pytest.raises(TrainingError, match="cell labels"):
-        train_stage1(tokenizer, dict(tensors), TrainArgs(out=str(tmp_path / "x"), steps=1, batch_size=16, progress=False,
-                                                         extra={"scene_weight": 1.0}))
-    tensors["cell_labels"] = torch.stack([per_caption[c] for c in data.captions])
     start = tokenizer.qformer.query_tokens.detach().clone()
-    args = TrainArgs(out=str(tmp_path / "s"), steps=60, batch_size=16, lr=3e-3, warmup=2, ckpt_every=1000,
-                     progress=False, extra={"scene_weight": 1.0})
-    train_stage1(tokenizer, tensors, args)
-    rows = [json.loads(l) for l in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    rows = train_stage1_term(tokenizer, tensors, tmp_path, {"scene_weight": 1.0}, "cell labels", "cell_labels",
+                             torch.stack([labels(c) for c in data.captions]))
     assert rows[-1]["scene"] <= 0.5 * rows[0]["scene"], (rows[0]["scene"], rows[-1]["scene"])
     assert rows[-1]["scene_acc"] > rows[0]["scene_acc"]
     assert not torch.equal(start, tokenizer.qformer.query_tokens)
