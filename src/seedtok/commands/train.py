@@ -27,7 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _common(e, "encoder")
     e.add_argument("--clip-weight", type=float, default=0.0,
                    help="weight of an extra [CLS] vs frozen-MiniLM contrastive term (default 0: cell labels only)")
-    e.add_argument("--position-weight", type=float, default=1.0,
+    e.add_argument("--position-weight", type=float,
                    help="weight of the position term: every patch token also classifies its grid cell (default 1; 0 off)")
     e.set_defaults(func=cmd_encoder)
     q = tsub.add_parser("qformer", help="stage 0d: pretrain the tiny stand-in Q-Former (BLIP-2's Q-Former analogue)")
@@ -35,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--encoder", help="stand-in ViT weights (default: the shipped one)")
     q.add_argument("--generation-weight", type=float, default=10.0,
                    help="weight of the image-grounded generation term (default 10)")
-    q.add_argument("--scene-weight", type=float, default=1.0,
+    q.add_argument("--scene-weight", type=float,
                    help="weight of the scene term: a training-only head names every grid cell's colour/shape/size "
                         "from the query outputs (default 1; 0 off)")
     q.set_defaults(func=cmd_qformer)
@@ -168,7 +168,8 @@ def cmd_encoder(a: argparse.Namespace) -> int:
     from seedtok.train.runs import run_encoder
 
     args = _train_args(a)
-    args.extra["position_weight"] = a.position_weight
+    if a.position_weight is not None:  # else the library default (seedtok.train.encoder.POSITION_WEIGHT)
+        args.extra["position_weight"] = a.position_weight
     _print(run_encoder(a.data, args, a.preset, a.cache_dir, a.limit, a.clip_weight, stream=_stream_options(a)))
     return 0
 
@@ -180,7 +181,8 @@ def cmd_qformer(a: argparse.Namespace) -> int:
         raise SystemExit(f"seedtok train qformer: the stand-in Q-Former uses --preset {QFORMER_STANDIN_PRESET}")
     args = _train_args(a)
     args.extra["generation_weight"] = a.generation_weight
-    args.extra["scene_weight"] = a.scene_weight
+    if a.scene_weight is not None:  # else the library default (QFORMER_SCENE_WEIGHT)
+        args.extra["scene_weight"] = a.scene_weight
     out = run_qformer(a.data, args, a.encoder, a.limit, a.cache_dir)
     _print({k: out[k] for k in ("steps", "cpu_s", "wall_s", "retrieval_test", "scene_probe")})
     return 0

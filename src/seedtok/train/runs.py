@@ -103,6 +103,16 @@ def _streaming(stream: StreamOptions, data: str, model: SeedTokenizer | None, st
     return on
 
 
+def scene_cell_labels(data: ImageTextSet, what: str) -> torch.Tensor:
+    """(N, 9, 3) grid-cell labels from the shapes world's scene metadata; ``what`` needs them
+    (a clear error for data without metadata)."""
+    from seedtok.eval.probe import cell_labels
+
+    if any(not isinstance(s, dict) for s in data.scenes):
+        raise TrainingError(f"{what} needs scene metadata (a shapes-world dataset)")
+    return cell_labels(data.scenes)
+
+
 def _encoder_module(config, args: TrainArgs, clip_weight: float):
     from seedtok.train.encoder import POSITION_WEIGHT, EncoderPretrainModule
 
@@ -132,7 +142,6 @@ def _stream_encoder(data, args, config, preset, cache_dir, clip_weight, probe_tr
 
 
 def _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, probe_train):
-    from seedtok.eval.probe import cell_labels
     from seedtok.train.encoder import clamp_temperature
     from seedtok.eval.tokenizer import encoder_probe
 
@@ -140,9 +149,7 @@ def _memory_encoder(data, args, config, preset, cache_dir, limit, clip_weight, p
     # process group exists, and the in-memory batching already splits by rank.
     train = load_image_text(data, "train", config.vision.image_size, limit)
     test = load_image_text(data, "test", config.vision.image_size)
-    if any(not isinstance(s, dict) for s in train.scenes):
-        raise TrainingError("stand-in encoder pretraining needs scene metadata (a shapes-world dataset)")
-    tensors = {"pixel_values": train.pixels, "cell_labels": cell_labels(train.scenes)}
+    tensors = {"pixel_values": train.pixels, "cell_labels": scene_cell_labels(train, "stand-in encoder pretraining")}
     if clip_weight > 0:
         states, mask = cached_text_states(train.captions, config.generation_len, default_cache(data, cache_dir),
                                           progress=args.progress)
@@ -246,11 +253,7 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
         target = args.extra.setdefault("generation_target", default_target(train))
         tensors["target"] = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
     if scene_weight > 0:
-        if any(not isinstance(s, dict) for s in train.scenes):
-            raise TrainingError("the scene term (scene_weight > 0) needs scene metadata (a shapes-world dataset)")
-        from seedtok.eval.probe import cell_labels
-
-        tensors["cell_labels"] = cell_labels(train.scenes)
+        tensors["cell_labels"] = scene_cell_labels(train, "the scene term (scene_weight > 0)")
     summary = train_stage1(model, tensors, args)
     if _is_main():
         save_pretrained(model.eval(), args.out)
