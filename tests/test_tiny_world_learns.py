@@ -99,11 +99,12 @@ def test_encoder_cell_objective_learns_one_batch(tmp_path):
         EncoderPretrainModule(vc, position_weight=-1.0)
 
 
-def minilm_world(n: int = 16) -> tuple[SeedTokenizer, dict[str, torch.Tensor]]:
+def minilm_world(n: int = 16, queries: int | None = None) -> tuple[SeedTokenizer, dict[str, torch.Tensor]]:
     """Micro tokenizer with the MiniLM text tower; 'states' are fixed random vectors per caption."""
     torch.manual_seed(0)
     config = micro_config(vocab_size=0)
-    config = config.replace(qformer=dataclasses.replace(config.qformer, text_tower="minilm", text_state_dim=24))
+    config = config.replace(qformer=dataclasses.replace(config.qformer, text_tower="minilm", text_state_dim=24,
+                                                        num_queries=queries or config.qformer.num_queries))
     tokenizer = SeedTokenizer(config)
     data = blocks_world(n)
     g = torch.Generator().manual_seed(2)
@@ -204,12 +205,14 @@ def test_stage1_generation_term_trains_the_generation_path_and_queries(tmp_path)
     assert stage1_trained_generation(tmp_path / "g" / "run") and not stage1_trained_generation(tmp_path / "missing")
 
 
-def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path):
-    """The scene term (stage 0d's): a training-only head reads the query outputs and names every
-    grid cell's attributes; its cross-entropy falls, the Q-Former trains, missing labels are a clear error."""
+@pytest.mark.parametrize("read", ["attend", "slots"])
+def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path, read):
+    """The scene term (stage 0d's): a training-only head reads the query outputs (one attention read
+    per cell, or query k for cell k) and names every grid cell's attributes; its cross-entropy falls,
+    the Q-Former trains, missing labels are a clear error."""
     from seedtok.eval.probe import num_classes
 
-    tokenizer, tensors = minilm_world(16)
+    tokenizer, tensors = minilm_world(16, queries=10 if read == "slots" else None)
     data = blocks_world(16)
     # Cell labels as the scene metadata gives them: the block's colour in the cell of its place, the rest empty.
     colours, places = ["red", "green", "blue", "white"], ["top left", "top right", "bottom left", "bottom right"]
@@ -221,12 +224,24 @@ def test_stage1_scene_term_names_every_cell_from_the_queries(tmp_path):
         return out
 
     start = tokenizer.qformer.query_tokens.detach().clone()
-    rows = train_stage1_term(tokenizer, tensors, tmp_path, {"scene_weight": 1.0}, "cell labels", "cell_labels",
-                             torch.stack([labels(c) for c in data.captions]))
+    rows = train_stage1_term(tokenizer, tensors, tmp_path, {"scene_weight": 1.0, "scene_read": read}, "cell labels",
+                             "cell_labels", torch.stack([labels(c) for c in data.captions]))
     assert rows[-1]["scene"] <= 0.5 * rows[0]["scene"], (rows[0]["scene"], rows[-1]["scene"])
     assert rows[-1]["scene_acc"] > rows[0]["scene_acc"]
     assert not torch.equal(start, tokenizer.qformer.query_tokens)
     assert not any(k.startswith("scene_head") for k in tokenizer.state_dict())  # training-only, not shipped
+    if read == "slots":  # query k names cell k: cell 0 (top left) depends on query 0 alone
+        from seedtok.train.stage1 import SceneHead
+
+        head = SceneHead(8, 2, "slots")
+        q = torch.randn(2, 12, 8)
+        moved = q.clone()
+        moved[:, 1:] += 1.0
+        assert torch.equal(head(q)[0][:, 0], head(moved)[0][:, 0]) and not torch.equal(head(q)[0][:, 1], head(moved)[0][:, 1])
+        with pytest.raises(TrainingError, match="needs >= 9 queries"):
+            head(q[:, :4])
+        with pytest.raises(TrainingError, match="scene read"):
+            SceneHead(8, 2, "bogus")
 
 
 def test_stage2_generation_phase_trains_only_the_generation_path(tmp_path):

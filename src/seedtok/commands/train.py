@@ -38,6 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--scene-weight", type=float,
                    help="weight of the scene term: a training-only head names every grid cell's colour/shape/size "
                         "from the query outputs (default 1; 0 off)")
+    q.add_argument("--scene-read", choices=["slots", "attend"],
+                   help="how the scene term reads the queries: 'slots' (query k names grid cell k; default) or "
+                        "'attend' (one attention read per cell over all queries)")
     q.set_defaults(func=cmd_qformer)
     s1 = tsub.add_parser("stage1", help="stage 1: Causal Q-Former, image-text contrastive (ViT frozen)")
     _common(s1, "stage1")
@@ -53,6 +56,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s1.add_argument("--scene-weight", type=float, default=0.0,
                     help="weight of the scene term (every grid cell's attributes named from the causal embeddings by a "
                          "training-only head; shapes world only; default 0)")
+    s1.add_argument("--scene-read", choices=["slots", "attend"], default="attend",
+                    help="how the scene term reads the queries (see 'seedtok train qformer'; default attend)")
     s1.set_defaults(func=cmd_stage1)
     s2 = tsub.add_parser("stage2", help="stage 2: codebook + de-tokenizer targets (Q-Former frozen)")
     _common(s2, "stage2")
@@ -96,6 +101,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--generation-steps", type=int, default=900, help="stage 2's generation-phase steps (default 900)")
     b.add_argument("--qformer-init", help="stage 1's starting Q-Former (default: the shipped stand-in; 'none': random)")
     b.add_argument("--scene-weight", type=float, default=0.0, help="stage 1's scene-term weight (default 0)")
+    b.add_argument("--scene-read", choices=["slots", "attend"], default="attend",
+                   help="how stage 1's scene term reads the queries (default attend)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")
@@ -183,6 +190,8 @@ def cmd_qformer(a: argparse.Namespace) -> int:
     args.extra["generation_weight"] = a.generation_weight
     if a.scene_weight is not None:  # else the library default (QFORMER_SCENE_WEIGHT)
         args.extra["scene_weight"] = a.scene_weight
+    if a.scene_read is not None:  # else the library default (QFORMER_SCENE_READ)
+        args.extra["scene_read"] = a.scene_read
     out = run_qformer(a.data, args, a.encoder, a.limit, a.cache_dir)
     _print({k: out[k] for k in ("steps", "cpu_s", "wall_s", "retrieval_test", "scene_probe")})
     return 0
@@ -196,6 +205,7 @@ def cmd_stage1(a: argparse.Namespace) -> int:
         args.extra["generation_weight"] = a.generation_weight
     if a.scene_weight:
         args.extra["scene_weight"] = a.scene_weight
+        args.extra["scene_read"] = a.scene_read
     summary = run_stage1(a.data, args, a.preset, a.encoder, a.init, a.qformer_init, a.limit, a.cache_dir,
                          _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "train_samples", "skipped")})
@@ -229,7 +239,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
                          tuple(a.loss_weights), a.generation_lr_scale, a.generation_weight,
-                         a.generation_steps, a.qformer_init, a.scene_weight)
+                         a.generation_steps, a.qformer_init, a.scene_weight, a.scene_read)
     _print(report["summary"])
     return 0
 

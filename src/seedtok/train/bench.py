@@ -98,11 +98,11 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
                limit: int | None, cache_dir: str | None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                generation_lr_scale: float | None = None, generation_weight: float | None = None,
                generation_steps: int | None = None, qformer_init: str | None = None,
-               scene_weight: float = 0.0) -> dict[str, Any]:
+               scene_weight: float = 0.0, scene_read: str = "attend") -> dict[str, Any]:
     args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
     extra1: dict[str, Any] = {} if generation_weight is None else {"generation_weight": generation_weight}
     if scene_weight:
-        extra1["scene_weight"] = scene_weight
+        extra1.update(scene_weight=scene_weight, scene_read=scene_read)
     s1 = TrainArgs(out=str(out_dir / "stage1"), steps=steps1, lr=1e-3, warmup=30, extra=extra1, **args)
     sum1, t1 = timed(run_stage1, data, s1, "tiny-stage1", encoder, None, qformer_init, limit, cache_dir)
     extra2: dict[str, Any] = {"loss_weights": list(weights)}
@@ -151,14 +151,14 @@ def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 1
                 cache_dir: str | None = None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                 generation_lr_scale: float | None = None, generation_weight: float | None = None,
                 generation_steps: int | None = TINY_GENERATION_STEPS, qformer_init: str | None = None,
-                scene_weight: float = 0.0) -> dict[str, Any]:
+                scene_weight: float = 0.0, scene_read: str = "attend") -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
     runs = []
     for seed in seeds:
         run = bench_seed(data, out_dir / f"seed{seed}", seed, encoder, steps1, steps2, batch_size, limit, cache_dir, weights,
-                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight)
+                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight, scene_read)
         atomic_write_json(out_dir / f"seed{seed}" / "bench_seed.json", run)
         runs.append(run)
     provenance = Path(encoder).with_suffix(".json")

@@ -17,6 +17,10 @@ from seedtok.train.runs import (QFORMER_STANDIN_PRESET, TINY_ENCODER, TINY_GENER
 from seedtok.train.stream_runs import StreamOptions
 
 QFORMER_SCENE_WEIGHT = 1.0  # the scene term of stage 0d (seedtok.train.stage1)
+# How stage 0d's scene term reads the queries (seedtok.train.stage1.SceneHead): query k names grid
+# cell k. With 'attend' the scene spread over all queries and half of it was lost at the codebook
+# (docs/training.md, "Where reconstruction is lost").
+QFORMER_SCENE_READ = "slots"
 
 
 def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: int | None = None,
@@ -35,6 +39,7 @@ def run_qformer(data: str, args: TrainArgs, encoder: str | None = None, limit: i
 
     args.extra.setdefault("generation_weight", TINY_GENERATION_WEIGHT)
     args.extra.setdefault("scene_weight", QFORMER_SCENE_WEIGHT)
+    args.extra.setdefault("scene_read", QFORMER_SCENE_READ)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = run_stage1(data, args, QFORMER_STANDIN_PRESET, encoder, None, "none", limit, cache_dir,
                          StreamOptions(mode="off"))

@@ -19,9 +19,10 @@ the de-tokenizer (docs/training.md, "Where reconstruction is lost"). Stage 2 the
 generation path from the one trained here.
 
 Optional scene term (``scene_weight`` > 0; stage 0d's default, the stand-in Q-Former): a
-training-only :class:`SceneHead` reads the 32 query outputs with one learned query per grid
-cell (one cross-attention layer, then a linear classifier) and names every cell's colour, shape
-and size (each with an "empty" class) from the scene metadata, by cross-entropy. It is the
+training-only :class:`SceneHead` reads the 32 query outputs and names every grid cell's colour,
+shape and size (each with an "empty" class) from the scene metadata, by cross-entropy; it reads
+either query k for cell k (``scene_read='slots'``, stage 0d's default) or all queries through one
+learned attention query per cell (``'attend'``). It is the
 discrete analogue of BLIP-2's image-grounded text generation (a cross-entropy on every word of
 the caption; the shapes world's canonical caption is a function of these cell labels): the
 regression term alone left the queries with 32 % of each scene's objects (docs/training.md).
@@ -53,23 +54,40 @@ TEXT_STATE_LEN = 32  # MiniLM tokens per caption; the longest shapes caption has
 GENERATION_LR_SCALE = 3.0
 
 
+SCENE_READS = ("attend", "slots")
+
+
 class SceneHead(nn.Module):
     """Training-only reader of the query outputs (B, Q, H) -> per grid cell and attribute the
-    logits (B, 9, classes) (module docstring, scene term)."""
+    logits (B, 9, classes) (module docstring, scene term).
 
-    def __init__(self, hidden: int, num_heads: int) -> None:
+    ``read='attend'``: one learned query per cell attends over all query outputs, then a linear
+    classifier; the scene may be spread over the queries in any way. ``read='slots'``: query k
+    (k < 9) names cell k through one shared LayerNorm + linear classifier, so each of the first
+    nine queries carries one cell on its own: what a per-query codebook keeps (docs/training.md)."""
+
+    def __init__(self, hidden: int, num_heads: int, read: str = "attend") -> None:
         super().__init__()
         from seedtok.eval.probe import GRID, num_classes
 
+        if read not in SCENE_READS:
+            raise TrainingError(f"scene read must be one of {SCENE_READS}, got {read!r}")
+        self.read, self.num_cells = read, GRID * GRID
         self.sizes = num_classes()
-        self.cells = nn.Parameter(torch.randn(GRID * GRID, hidden) * 0.02)
         self.norm = nn.LayerNorm(hidden)
-        self.attend = nn.MultiheadAttention(hidden, num_heads, batch_first=True)
+        if read == "attend":
+            self.cells = nn.Parameter(torch.randn(self.num_cells, hidden) * 0.02)
+            self.attend = nn.MultiheadAttention(hidden, num_heads, batch_first=True)
         self.classify = nn.Linear(hidden, sum(self.sizes))
 
     def forward(self, queries: torch.Tensor) -> list[torch.Tensor]:
-        kv = self.norm(queries)
-        read, _ = self.attend(self.cells.expand(len(queries), -1, -1), kv, kv, need_weights=False)
+        if self.read == "slots":
+            if queries.shape[1] < self.num_cells:
+                raise TrainingError(f"the slot scene read needs >= {self.num_cells} queries, got {queries.shape[1]}")
+            read = self.norm(queries[:, : self.num_cells])
+        else:
+            kv = self.norm(queries)
+            read, _ = self.attend(self.cells.expand(len(queries), -1, -1), kv, kv, need_weights=False)
         return list(self.classify(read).split(self.sizes, dim=-1))
 
     def loss(self, queries: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +102,8 @@ class Stage1Module(nn.Module):
     """Trainable part of stage 1: ``ln_vision`` + Causal Q-Former (with its text branch), the
     generation path when ``generation_weight`` > 0 and a :class:`SceneHead` when ``scene_weight`` > 0."""
 
-    def __init__(self, tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0) -> None:
+    def __init__(self, tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0,
+                 scene_read: str = "attend") -> None:
         super().__init__()
         if not tokenizer.qformer.config.is_contrastive:
             raise TrainingError("stage 1 needs a text side (qformer.vocab_size > 0 or text_tower='minilm')")
@@ -93,7 +112,7 @@ class Stage1Module(nn.Module):
         self.scene_weight = float(scene_weight)
         if self.scene_weight > 0:
             cfg = tokenizer.qformer.config
-            self.scene_head = SceneHead(cfg.hidden_size, cfg.num_heads)
+            self.scene_head = SceneHead(cfg.hidden_size, cfg.num_heads, scene_read)
         self.ln_vision = tokenizer.ln_vision
         self.qformer = tokenizer.qformer
         self.generation_weight = float(generation_weight)
@@ -118,11 +137,12 @@ class Stage1Module(nn.Module):
         return out
 
 
-def prepare_stage1(tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0) -> Stage1Module:
+def prepare_stage1(tokenizer: SeedTokenizer, generation_weight: float = 0.0, scene_weight: float = 0.0,
+                   scene_read: str = "attend") -> Stage1Module:
     """Freezing policy of stage 1: everything frozen except ``ln_vision`` + Causal Q-Former (and
     the generation path when ``generation_weight`` > 0, the scene head when ``scene_weight`` > 0)."""
     freeze(tokenizer)
-    module = Stage1Module(tokenizer, generation_weight, scene_weight)
+    module = Stage1Module(tokenizer, generation_weight, scene_weight, scene_read)
     module.train().requires_grad_(True)
     if module.generation_weight > 0:
         from seedtok.train.stage2 import GENERATION_PATH
@@ -163,7 +183,8 @@ def train_stage1(
     """Run stage 1 in place on ``tokenizer``; returns the loop summary."""
     weight = float(args.extra.get("generation_weight", 0.0))
     scene_weight = float(args.extra.get("scene_weight", 0.0))
-    module = prepare_stage1(tokenizer, weight, scene_weight)
+    scene_read = str(args.extra.get("scene_read", "attend"))
+    module = prepare_stage1(tokenizer, weight, scene_weight, scene_read)
     tensors = data if isinstance(data, dict) else stage1_tensors(
         tokenizer, data, args.extra.get("feature_cache"), args.extra.get("text_cache"))
     if scene_weight > 0 and "cell_labels" not in tensors:
@@ -175,5 +196,5 @@ def train_stage1(
 
         init_generation_head(tokenizer, tensors["target"])
     run_info = {"stage": "stage1", "config": tokenizer.config.to_dict(), "generation_weight": weight,
-                "scene_weight": scene_weight}
+                "scene_weight": scene_weight, "scene_read": scene_read}
     return fit(module, TensorBatches(tensors, args.seed), args, run_info, clamp_temperature(module), accelerator)
