@@ -14,7 +14,7 @@ from seedtok.config import PRESETS
 DEFAULTS = {
     "encoder": dict(steps=350, batch_size=128, lr=2e-3, warmup=30, weight_decay=0.05),
     "qformer": dict(steps=1000, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # stand-in, stage 0d
-    "stage1": dict(steps=150, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
+    "stage1": dict(steps=100, batch_size=128, lr=1e-3, warmup=30, weight_decay=0.05),  # see docs/training.md
     "stage2": dict(steps=600, batch_size=128, lr=1e-3, warmup=10, weight_decay=0.05),
 }
 
@@ -98,11 +98,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "trains in the generation phase; the paper's: 5 2 0.5)")
     b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
     b.add_argument("--generation-weight", type=float, help="stage 1's image-grounded generation weight (default 10)")
-    b.add_argument("--generation-steps", type=int, default=900, help="stage 2's generation-phase steps (default 900)")
+    b.add_argument("--generation-steps", type=int, default=1000, help="stage 2's generation-phase steps (default 1000)")
     b.add_argument("--qformer-init", help="stage 1's starting Q-Former (default: the shipped stand-in; 'none': random)")
-    b.add_argument("--scene-weight", type=float, default=0.0, help="stage 1's scene-term weight (default 0)")
-    b.add_argument("--scene-read", choices=["slots", "attend"], default="attend",
-                   help="how stage 1's scene term reads the queries (default attend)")
+    b.add_argument("--scene-weight", type=float, default=1.0, help="stage 1's scene-term weight (default 1; 0 off)")
+    b.add_argument("--scene-read", choices=["slots", "attend"], default="slots",
+                   help="how stage 1's scene term reads the queries (default slots: query k names grid cell k)")
     b.add_argument("--limit", type=int, help="use at most this many training samples")
     b.add_argument("--cache-dir")
     b.add_argument("--threads", type=int, help="torch CPU threads")

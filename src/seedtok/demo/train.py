@@ -4,8 +4,9 @@ The same commands a user would type, run in-process through :func:`seedtok.cli.m
 recipe is exactly the CLI's defaults, and the provenance records the commands verbatim):
 
 1. ``seedtok data shapes --num 16000 --seed 0``              the training world (data seed 0)
-2. ``seedtok train stage1``                                   Causal Q-Former from the shipped stand-ins
-3. ``seedtok train stage2 --loss-weights 5 2 0 1 --steps 300 --generation-steps 900``
+2. ``seedtok train stage1 --scene-weight 1 --scene-read slots``
+                                                              Causal Q-Former from the shipped stand-ins
+3. ``seedtok train stage2 --loss-weights 5 2 0 1 --steps 300 --generation-steps 1000``
                                                               codebook, then the generation path
 4. ``seedtok train llm --preset tiny-full``                   stage 3 on the shipped stand-in LM
 5. :func:`seedtok.release.package_release`                     -> ``WORK/model`` (the shipped layout)
@@ -28,7 +29,7 @@ from seedtok.fileio import atomic_write_json
 log = logging.getLogger(__name__)
 
 FULL_DATA = 16000
-STEPS = {"stage1": 150, "stage2": 300, "generation": 900, "llm": 1500}  # the tokenizer bench's recipe
+STEPS = {"stage1": 100, "stage2": 300, "generation": 1000, "llm": 1500}  # the tokenizer bench's recipe
 
 
 def _command(argv: list[str]) -> str:
@@ -54,7 +55,7 @@ def _done(path: Path) -> bool:
 def stage_commands(work: Path, data: Path, scale: float, threads: int | None, seed: int,
                    progress: bool = True) -> list[tuple[str, list[str], Path]]:
     """(name, argv, output that marks it done) for each stage."""
-    from seedtok.train.bench import TINY_STAGE2_WEIGHTS
+    from seedtok.train.bench import TINY_SCENE_WEIGHT, TINY_STAGE2_WEIGHTS
 
     def n(stage: str) -> str:
         return str(STEPS[stage] if scale == 1.0 else max(2, round(STEPS[stage] * scale)))
@@ -67,8 +68,8 @@ def stage_commands(work: Path, data: Path, scale: float, threads: int | None, se
     q = [] if progress else ["-q"]
     small = [] if scale == 1.0 else ["--batch-size", "16", "--ckpt-every", "1000"]
     return [
-        ("stage1", [*q, "train", "stage1", "--data", str(data), "--out", str(work / "stage1"), *steps("stage1"), *small,
-                    *common], work / "stage1"),
+        ("stage1", [*q, "train", "stage1", "--data", str(data), "--out", str(work / "stage1"), *steps("stage1"),
+                    "--scene-weight", str(TINY_SCENE_WEIGHT), "--scene-read", "slots", *small, *common], work / "stage1"),
         ("stage2", [*q, "train", "stage2", "--data", str(data), "--out", str(work / "stage2"), "--init", str(work / "stage1"),
                     "--loss-weights", *map(str, TINY_STAGE2_WEIGHTS), *steps("stage2"), "--generation-steps", n("generation"),
                     *small, *common], work / "stage2"),

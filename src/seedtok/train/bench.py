@@ -35,15 +35,19 @@ from seedtok.train.runs import (TINY_ENCODER, TINY_QFORMER, default_cache, gener
                                 run_stage2)
 
 SPLITS = ("test", "compositional")
-# The tiny world's tokenizer recipe (docs/training.md, "Stages 1 + 2"): stage 1 starts from the
-# stand-in Q-Former with the image-grounded generation term (weight 10, the tiny default); stage 2
+# The tiny world's tokenizer recipe (docs/training.md, "Stages 1 + 2"): stage 1 (TINY_STAGE1_STEPS
+# steps) starts from the stand-in Q-Former with the image-grounded generation term (weight 10, the
+# tiny default) and the slot scene term (weight TINY_SCENE_WEIGHT: query k keeps naming grid cell
+# k now that the mask is causal); stage 2
 # trains the codebook for TINY_STAGE2_STEPS joint steps with the paper's VQ / cosine weights plus a
 # contrastive term on the codes and no generation MSE, then the generation path alone for
 # TINY_GENERATION_STEPS steps on the fixed codes (the paper's one-phase weights 5 / 2 / 0.5 are a
 # flag away: --loss-weights 5 2 0.5 --generation-steps 0 --steps2 600).
 TINY_STAGE2_WEIGHTS = (5.0, 2.0, 0.0, 1.0)
+TINY_STAGE1_STEPS = 100
+TINY_SCENE_WEIGHT = 1.0
 TINY_STAGE2_STEPS = 300
-TINY_GENERATION_STEPS = 900
+TINY_GENERATION_STEPS = 1000
 # Headline figures: (split, path in the split's report).
 HEADLINE = [
     ("test", "retrieval.codes.i2t_r1"), ("test", "retrieval.codes.t2i_r1"),
@@ -98,7 +102,7 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
                limit: int | None, cache_dir: str | None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                generation_lr_scale: float | None = None, generation_weight: float | None = None,
                generation_steps: int | None = None, qformer_init: str | None = None,
-               scene_weight: float = 0.0, scene_read: str = "attend") -> dict[str, Any]:
+               scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots") -> dict[str, Any]:
     args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
     extra1: dict[str, Any] = {} if generation_weight is None else {"generation_weight": generation_weight}
     if scene_weight:
@@ -146,12 +150,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = 150, steps2: int = TINY_STAGE2_STEPS,
+def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = TINY_STAGE1_STEPS, steps2: int = TINY_STAGE2_STEPS,
                 batch_size: int = 128, seeds: tuple[int, ...] = (0,), limit: int | None = None,
                 cache_dir: str | None = None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                 generation_lr_scale: float | None = None, generation_weight: float | None = None,
                 generation_steps: int | None = TINY_GENERATION_STEPS, qformer_init: str | None = None,
-                scene_weight: float = 0.0, scene_read: str = "attend") -> dict[str, Any]:
+                scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots") -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
