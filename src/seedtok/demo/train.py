@@ -29,7 +29,7 @@ from seedtok.fileio import atomic_write_json
 log = logging.getLogger(__name__)
 
 FULL_DATA = 16000
-STEPS = {"stage1": 100, "stage2": 300, "generation": 1000, "llm": 1500}  # the tokenizer bench's recipe
+LLM_STEPS = 1500  # stage 3; the tokenizer's steps are the bench recipe's (seedtok.train.bench)
 
 
 def _command(argv: list[str]) -> str:
@@ -55,7 +55,11 @@ def _done(path: Path) -> bool:
 def stage_commands(work: Path, data: Path, scale: float, threads: int | None, seed: int,
                    progress: bool = True) -> list[tuple[str, list[str], Path]]:
     """(name, argv, output that marks it done) for each stage."""
-    from seedtok.train.bench import TINY_SCENE_WEIGHT, TINY_STAGE2_WEIGHTS
+    from seedtok.train.bench import (TINY_GENERATION_STEPS, TINY_SCENE_WEIGHT, TINY_STAGE1_STEPS, TINY_STAGE2_STEPS,
+                                     TINY_STAGE2_WEIGHTS)
+
+    STEPS = {"stage1": TINY_STAGE1_STEPS, "stage2": TINY_STAGE2_STEPS, "generation": TINY_GENERATION_STEPS,
+             "llm": LLM_STEPS}
 
     def n(stage: str) -> str:
         return str(STEPS[stage] if scale == 1.0 else max(2, round(STEPS[stage] * scale)))
