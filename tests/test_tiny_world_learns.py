@@ -269,3 +269,35 @@ def test_stage2_generation_phase_trains_only_the_generation_path(tmp_path):
     assert not torch.equal(head, tokenizer.generation_proj.weight)
     with pytest.raises(TrainingError, match="generation_steps"):
         train_generation_phase(tokenizer, codes, args, -1)
+
+
+def test_generation_phase_pad_weight_and_batch_size(tmp_path):
+    """``generation_pad_weight`` re-weights the target's padding positions (weight 1 is the plain
+    MSE, weight 0 ignores them) and ``generation_batch_size`` sets the phase's samples per step."""
+    from seedtok.train.stage2 import GenerationPhase, dequantized_codes, stage2_tensors, train_generation_phase, weighted_mse
+
+    pred, target = torch.randn(3, 4, 5), torch.randn(3, 4, 5)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0]])
+    assert torch.allclose(weighted_mse(pred, target, mask, 1.0), torch.nn.functional.mse_loss(pred, target))
+    assert torch.allclose(weighted_mse(pred, target, None, 0.3), torch.nn.functional.mse_loss(pred, target))
+    words_only = ((pred - target) ** 2).mean(-1)[mask.bool()].mean()
+    assert torch.allclose(weighted_mse(pred, target, mask, 0.0), words_only)
+    moved = target.clone()
+    moved[~mask.bool()] += 10.0  # a large error only on the padding
+    assert torch.allclose(weighted_mse(moved, target, mask, 0.3), torch.tensor(0.3 * 6 * 100 / (6 + 0.3 * 6)))
+    with pytest.raises(TrainingError, match="pad_weight"):
+        GenerationPhase(minilm_world(4)[0], pad_weight=-1.0)
+
+    tokenizer, _ = minilm_world(16)
+    data = blocks_world(16)
+    L, G = tokenizer.config.generation_len, tokenizer.config.generation_dim
+    targets = torch.randn(16, L, G, generator=torch.Generator().manual_seed(1))
+    tensors = stage2_tensors(tokenizer, data, targets)
+    batches = TensorBatches({"codes_up": dequantized_codes(tokenizer, tensors["causal_embeds"]), "target": targets,
+                             "target_mask": (torch.arange(L) < 3).long().expand(16, L)})
+    args = TrainArgs(out=str(tmp_path), steps=5, batch_size=16, lr=3e-3, warmup=1, ckpt_every=1000, progress=False,
+                     extra={"generation_batch_size": 4, "generation_pad_weight": 0.3})
+    train_generation_phase(tokenizer, batches, args, 3)
+    rows = [json.loads(l) for l in (tmp_path / "generation" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["samples"] == 12  # 3 steps x 4
+    assert rows[-1]["loss"] != rows[-1]["mse"]  # the loss is the weighted one, the logged mse the plain one

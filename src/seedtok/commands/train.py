@@ -72,6 +72,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "codes; default 0)")
     s2.add_argument("--generation-lr-scale", type=float,
                     help="learning-rate factor of the generation path (code decoder, Reverse Q-Former, projection); default 1")
+    s2.add_argument("--generation-batch-size", type=int,
+                    help="samples per step of the generation phase (default: --batch-size)")
+    s2.add_argument("--generation-pad-weight", type=float,
+                    help="generation phase: loss weight of the target's padding positions, past the caption's end "
+                         "(default 1: plain MSE; the tiny recipe uses 0.3)")
     s2.add_argument("--target", choices=["canonical", "caption"],
                     help="generation target: the scene's canonical caption (default for the shapes world) or each image's own caption")
     s2.set_defaults(func=cmd_stage2)
@@ -98,7 +103,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "trains in the generation phase; the paper's: 5 2 0.5)")
     b.add_argument("--generation-lr-scale", type=float, help="stage 2's generation-path lr factor (default 1)")
     b.add_argument("--generation-weight", type=float, help="stage 1's image-grounded generation weight (default 10)")
-    b.add_argument("--generation-steps", type=int, default=1000, help="stage 2's generation-phase steps (default 1000)")
+    b.add_argument("--generation-steps", type=int, default=2000, help="stage 2's generation-phase steps (default 2000)")
+    b.add_argument("--generation-batch-size", type=int, default=64, help="generation-phase samples per step (default 64)")
+    b.add_argument("--generation-pad-weight", type=float, default=0.3,
+                   help="generation-phase loss weight of the target's padding positions (default 0.3)")
     b.add_argument("--qformer-init", help="stage 1's starting Q-Former (default: the shipped stand-in; 'none': random)")
     b.add_argument("--scene-weight", type=float, default=1.0, help="stage 1's scene-term weight (default 1; 0 off)")
     b.add_argument("--scene-read", choices=["slots", "attend"], default="slots",
@@ -223,6 +231,10 @@ def cmd_stage2(a: argparse.Namespace) -> int:
         args.extra["generation_lr_scale"] = a.generation_lr_scale
     if a.generation_steps is not None:
         args.extra["generation_steps"] = a.generation_steps
+    if a.generation_batch_size is not None:
+        args.extra["generation_batch_size"] = a.generation_batch_size
+    if a.generation_pad_weight is not None:
+        args.extra["generation_pad_weight"] = a.generation_pad_weight
     summary = run_stage2(a.data, args, a.init, a.codebook, reinit, a.cache_dir, a.limit, a.health_every, a.target,
                          _stream_options(a))
     _print({k: summary[k] for k in ("steps", "wall_s", "last", "codebook", "train_samples", "skipped")})
@@ -239,7 +251,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     report = bench_train(a.data, a.out, a.encoder, a.steps1, a.steps2, a.batch_size, tuple(a.seeds), a.limit, a.cache_dir,
                          tuple(a.loss_weights), a.generation_lr_scale, a.generation_weight,
-                         a.generation_steps, a.qformer_init, a.scene_weight, a.scene_read)
+                         a.generation_steps, a.qformer_init, a.scene_weight, a.scene_read, a.generation_batch_size,
+                         a.generation_pad_weight)
     _print(report["summary"])
     return 0
 

@@ -6,7 +6,8 @@ recipe is exactly the CLI's defaults, and the provenance records the commands ve
 1. ``seedtok data shapes --num 16000 --seed 0``              the training world (data seed 0)
 2. ``seedtok train stage1 --scene-weight 1 --scene-read slots``
                                                               Causal Q-Former from the shipped stand-ins
-3. ``seedtok train stage2 --loss-weights 5 2 0 1 --steps 300 --generation-steps 1000``
+3. ``seedtok train stage2 --loss-weights 5 2 0 1 --steps 300 --generation-steps 2000
+   --generation-batch-size 64 --generation-pad-weight 0.3``
                                                               codebook, then the generation path
 4. ``seedtok train llm --preset tiny-full``                   stage 3 on the shipped stand-in LM
 5. :func:`seedtok.release.package_release`                     -> ``WORK/model`` (the shipped layout)
@@ -55,8 +56,8 @@ def _done(path: Path) -> bool:
 def stage_commands(work: Path, data: Path, scale: float, threads: int | None, seed: int,
                    progress: bool = True) -> list[tuple[str, list[str], Path]]:
     """(name, argv, output that marks it done) for each stage."""
-    from seedtok.train.bench import (TINY_GENERATION_STEPS, TINY_SCENE_WEIGHT, TINY_STAGE1_STEPS, TINY_STAGE2_STEPS,
-                                     TINY_STAGE2_WEIGHTS)
+    from seedtok.train.bench import (TINY_GENERATION_BATCH, TINY_GENERATION_PAD_WEIGHT, TINY_GENERATION_STEPS,
+                                     TINY_SCENE_WEIGHT, TINY_STAGE1_STEPS, TINY_STAGE2_STEPS, TINY_STAGE2_WEIGHTS)
 
     STEPS = {"stage1": TINY_STAGE1_STEPS, "stage2": TINY_STAGE2_STEPS, "generation": TINY_GENERATION_STEPS,
              "llm": LLM_STEPS}
@@ -76,7 +77,8 @@ def stage_commands(work: Path, data: Path, scale: float, threads: int | None, se
                     "--scene-weight", str(TINY_SCENE_WEIGHT), "--scene-read", "slots", *small, *common], work / "stage1"),
         ("stage2", [*q, "train", "stage2", "--data", str(data), "--out", str(work / "stage2"), "--init", str(work / "stage1"),
                     "--loss-weights", *map(str, TINY_STAGE2_WEIGHTS), *steps("stage2"), "--generation-steps", n("generation"),
-                    *small, *common], work / "stage2"),
+                    "--generation-batch-size", str(TINY_GENERATION_BATCH if scale == 1.0 else 16),
+                    "--generation-pad-weight", str(TINY_GENERATION_PAD_WEIGHT), *small, *common], work / "stage2"),
         ("stage3", [*q, "train", "llm", "--data", str(data), "--out", str(work / "llm"), "--tokenizer", str(work / "stage2"),
                     "--preset", "tiny-full", *steps("llm"), *common], work / "llm"),
     ]

@@ -41,13 +41,17 @@ SPLITS = ("test", "compositional")
 # k now that the mask is causal); stage 2
 # trains the codebook for TINY_STAGE2_STEPS joint steps with the paper's VQ / cosine weights plus a
 # contrastive term on the codes and no generation MSE, then the generation path alone for
-# TINY_GENERATION_STEPS steps on the fixed codes (the paper's one-phase weights 5 / 2 / 0.5 are a
-# flag away: --loss-weights 5 2 0.5 --generation-steps 0 --steps2 600).
+# TINY_GENERATION_STEPS steps of TINY_GENERATION_BATCH samples on the fixed codes, the target's
+# padding positions weighted TINY_GENERATION_PAD_WEIGHT (more, smaller steps learn more per
+# CPU-second; the words matter for drawing, the padding barely does: docs/training.md). The paper's
+# one-phase weights 5 / 2 / 0.5 are a flag away: --loss-weights 5 2 0.5 --generation-steps 0 --steps2 600.
 TINY_STAGE2_WEIGHTS = (5.0, 2.0, 0.0, 1.0)
 TINY_STAGE1_STEPS = 100
 TINY_SCENE_WEIGHT = 1.0
 TINY_STAGE2_STEPS = 300
-TINY_GENERATION_STEPS = 1000
+TINY_GENERATION_STEPS = 2000
+TINY_GENERATION_BATCH = 64
+TINY_GENERATION_PAD_WEIGHT = 0.3
 # Headline figures: (split, path in the split's report).
 HEADLINE = [
     ("test", "retrieval.codes.i2t_r1"), ("test", "retrieval.codes.t2i_r1"),
@@ -102,7 +106,9 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
                limit: int | None, cache_dir: str | None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                generation_lr_scale: float | None = None, generation_weight: float | None = None,
                generation_steps: int | None = None, qformer_init: str | None = None,
-               scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots") -> dict[str, Any]:
+               scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots",
+               generation_batch: int | None = TINY_GENERATION_BATCH,
+               generation_pad_weight: float | None = TINY_GENERATION_PAD_WEIGHT) -> dict[str, Any]:
     args = dict(batch_size=batch_size, seed=seed, ckpt_every=max(steps1, steps2), progress=False)
     extra1: dict[str, Any] = {} if generation_weight is None else {"generation_weight": generation_weight}
     if scene_weight:
@@ -114,6 +120,10 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
         extra2["generation_lr_scale"] = generation_lr_scale
     if generation_steps is not None:
         extra2["generation_steps"] = generation_steps
+    if generation_batch is not None:
+        extra2["generation_batch_size"] = generation_batch
+    if generation_pad_weight is not None:
+        extra2["generation_pad_weight"] = generation_pad_weight
     s2 = TrainArgs(out=str(out_dir / "stage2"), steps=steps2, lr=1e-3, warmup=10, extra=extra2, **args)
     sum2, t2 = timed(run_stage2, data, s2, s1.out, None, None, cache_dir, limit)
     result: dict[str, Any] = {
@@ -123,6 +133,8 @@ def bench_seed(data: str, out_dir: Path, seed: int, encoder: str, steps1: int, s
         "stage2": {**t2, "train_wall_s": round(sum2["wall_s"], 1), "steps": steps2, "target": s2.extra["generation_target"],
                    "loss_weights": list(weights), "generation_lr_scale": s2.extra["generation_lr_scale"],
                    "generation_steps": s2.extra.get("generation_steps", 0),
+                   "generation_batch_size": s2.extra.get("generation_batch_size", batch_size),
+                   "generation_pad_weight": s2.extra.get("generation_pad_weight", 1.0),
                    "final": {k: sum2["last"].get(k) for k in ("loss", "vq", "cos", "mse")},
                    "generation_phase": sum2.get("generation_phase")},
         "stage1_plus_stage2": {"wall_s": round(t1["wall_s"] + t2["wall_s"], 1), "cpu_s": round(t1["cpu_s"] + t2["cpu_s"], 1)},
@@ -155,14 +167,17 @@ def bench_train(data: str, out: str, encoder: str | None = None, steps1: int = T
                 cache_dir: str | None = None, weights: tuple[float, ...] = TINY_STAGE2_WEIGHTS,
                 generation_lr_scale: float | None = None, generation_weight: float | None = None,
                 generation_steps: int | None = TINY_GENERATION_STEPS, qformer_init: str | None = None,
-                scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots") -> dict[str, Any]:
+                scene_weight: float = TINY_SCENE_WEIGHT, scene_read: str = "slots",
+                generation_batch: int | None = TINY_GENERATION_BATCH,
+                generation_pad_weight: float | None = TINY_GENERATION_PAD_WEIGHT) -> dict[str, Any]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder = encoder or str(TINY_ENCODER)
     runs = []
     for seed in seeds:
         run = bench_seed(data, out_dir / f"seed{seed}", seed, encoder, steps1, steps2, batch_size, limit, cache_dir, weights,
-                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight, scene_read)
+                         generation_lr_scale, generation_weight, generation_steps, qformer_init, scene_weight, scene_read,
+                         generation_batch, generation_pad_weight)
         atomic_write_json(out_dir / f"seed{seed}" / "bench_seed.json", run)
         runs.append(run)
     provenance = Path(encoder).with_suffix(".json")

@@ -302,12 +302,13 @@ def default_generation_weight(preset: str, init: str | None) -> float:
 
 
 def generation_targets(config: TokenizerConfig, data: ImageTextSet, target: str, cache: str,
-                       progress: bool = False) -> torch.Tensor:
-    """(N, generation_len, generation_dim) frozen text-encoder states of the generation captions."""
-    targets, _ = cached_text_states(generation_captions(data, target), config.generation_len, cache, progress=progress)
+                       progress: bool = False, with_mask: bool = False):
+    """(N, generation_len, generation_dim) frozen text-encoder states of the generation captions
+    (with ``with_mask``: and their (N, generation_len) token mask, 0 on the padding)."""
+    targets, mask = cached_text_states(generation_captions(data, target), config.generation_len, cache, progress=progress)
     if targets.shape[-1] != config.generation_dim:
         raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
-    return targets
+    return (targets, mask) if with_mask else targets
 
 
 def stage1_trained_generation(directory: str | Path) -> bool:
@@ -341,10 +342,11 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
         return _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target)
     train = load_image_text(data, "train", config.vision.image_size, limit)
     target = args.extra.setdefault("generation_target", target or default_target(train))
-    targets = generation_targets(config, train, target, default_cache(data, cache_dir), args.progress)
+    targets, mask = generation_targets(config, train, target, default_cache(data, cache_dir), args.progress, with_mask=True)
     # A generation path already trained in stage 1 keeps its weights (no restart at the mean).
     args.extra.setdefault("init_generation_head", not stage1_trained_generation(init))
     tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))
+    tensors["target_mask"] = mask
     weights = loss_weights(args.extra.get("loss_weights", DEFAULT_WEIGHTS))
     if weights[3] > 0:  # contrastive term on the codes: frozen text-branch features as targets
         tensors["text_feats"] = text_features(model, train.captions, default_cache(data, cache_dir))

@@ -103,7 +103,7 @@ def _target_cache(model: SeedTokenizer, text_cache: str, target: str) -> TextSta
     if model.config.generation_dim != 384:
         raise TrainingError(f"streaming regresses MiniLM states (384-d); the preset wants {model.config.generation_dim}")
     caption_fn = canonical_caption if target == "canonical" else own_caption
-    return TextStateCache(text_cache, model.config.generation_len, caption_fn, states_as="target", mask_as=None)
+    return TextStateCache(text_cache, model.config.generation_len, caption_fn, states_as="target", mask_as="target_mask")
 
 
 def _target_mean(data: str, args: TrainArgs, opts: StreamOptions, cache: TextStateCache, n: int = 1024) -> torch.Tensor:
@@ -169,7 +169,8 @@ def stream_stage2(model: SeedTokenizer, data: str, args: TrainArgs, opts: Stream
 
         def codes(b: dict[str, Any]) -> dict[str, torch.Tensor]:
             f = featurize(b)
-            return {"codes_up": dequantized_codes(model, f["causal_embeds"]), "target": f["target"]}
+            return {"codes_up": dequantized_codes(model, f["causal_embeds"]), "target": f["target"],
+                    "target_mask": b["target_mask"]}
 
         stream = make_stream(data, config.vision.image_size, args.batch_size, args.seed + 1, opts.shuffle_buffer,
                              caches, need_pixels=not feature_cache)
