@@ -53,18 +53,15 @@ class ReconstructionObjective(nn.Module):
     """One-step generator loss: MSE between the generated and the true image, in [-1, 1].
 
     Condition augmentation (training only): each sample's states are pulled toward the
-    dataset-mean state by a ~ U(0, ``shrink``), toward *another caption's* states (the next
-    sample's in the batch) by m ~ U(0, ``mix``), and get Gaussian noise of std ~ U(0, ``noise``).
+    dataset-mean state by a ~ U(0, ``shrink``) and get Gaussian noise of std ~ U(0, ``noise``).
     SEED's generation embeddings are *regressions* of the text states, which shrink toward
-    the mean and hedge between plausible captions (faint extra objects); without this the
-    generator fails on them (see docs/decode.md). unCLIP-SD, which SEED-1 decodes through,
-    is trained with noise augmentation of its condition for the same reason."""
+    the mean; without this the generator fails on them (see docs/decode.md)."""
 
     def __init__(self, generator: OneStepGenerator, mean_state: torch.Tensor | None = None,
-                 shrink: float = 0.0, noise: float = 0.0, mix: float = 0.0) -> None:
+                 shrink: float = 0.0, noise: float = 0.0) -> None:
         super().__init__()
         self.generator = generator
-        self.shrink, self.noise, self.mix = shrink, noise, mix
+        self.shrink, self.noise = shrink, noise
         if mean_state is not None:
             self.register_buffer("mean_state", mean_state.float().reshape(1, *mean_state.shape[-2:]), persistent=False)
 
@@ -73,9 +70,6 @@ class ReconstructionObjective(nn.Module):
         if self.shrink > 0:
             a = torch.rand(b, 1, 1, device=states.device) * self.shrink
             states = (1 - a) * states + a * self.mean_state
-        if self.mix > 0 and b > 1:
-            m = torch.rand(b, 1, 1, device=states.device) * self.mix
-            states = (1 - m) * states + m * states.roll(1, dims=0)
         if self.noise > 0:
             states = states + torch.rand(b, 1, 1, device=states.device) * self.noise * torch.randn_like(states)
         return states
@@ -141,7 +135,7 @@ def _wall_total(out: Path, session_s: float, resumed: bool) -> float:
 def train_decoder(
     kind: str, data: str, args, cache_dir: str | None = None, limit: int | None = None, cond_dropout: float = 0.1,
     width: int | None = None, eval_samples: int = 500, ship_dtype: torch.dtype = torch.float16, command: str | None = None,
-    init: str | None = None, shrink: float = 0.0, noise: float = 0.0, stream: Any = None, mix: float = 0.0,
+    init: str | None = None, shrink: float = 0.0, noise: float = 0.0, stream: Any = None,
 ) -> dict[str, Any]:
     """Train a stand-in (from scratch, or from the stand-in directory ``init``); write
     ``OUT/decoder`` (weights stored as ``ship_dtype``) and evaluate the SD upper bound of the
@@ -154,11 +148,11 @@ def train_decoder(
     torch.manual_seed(args.seed)
     model = build_model(kind, width) if init is None else _from_standin(init, kind)
     if kind == "onestep":
-        objective = ReconstructionObjective(model, mean_state, shrink, noise, mix)
+        objective = ReconstructionObjective(model, mean_state, shrink, noise)
     else:
         objective = NoisePredictionObjective(model, uncond, cond_dropout)
     info = {"stage": f"decoder-{kind}", "kind": kind, "width": width, "cond_dropout": cond_dropout, "limit": limit,
-            "init": init, "cond_shrink": shrink, "cond_noise": noise, "cond_mix": mix, **info_stream}  # fmt: skip
+            "init": init, "cond_shrink": shrink, "cond_noise": noise, **info_stream}  # fmt: skip
     summary = fit(objective, source, args, info)
     out = Path(args.out)
     wall = _wall_total(out, summary["wall_s"], args.resume)
@@ -166,7 +160,7 @@ def train_decoder(
         "what": f"tiny-world text-to-image stand-in for SD-1.x ({kind}), conditioned on MiniLM-L6 caption states",
         "command": command or " ".join(sys.argv), "kind": kind, "seed": args.seed, "steps": args.steps,
         "batch_size": args.batch_size, "lr": args.lr, "cond_dropout": cond_dropout if kind == "diffusion" else None,
-        "init": init, "cond_shrink": shrink, "cond_noise": noise, "cond_mix": mix,
+        "init": init, "cond_shrink": shrink, "cond_noise": noise,
         "params": sum(p.numel() for p in model.parameters()), "train_samples": n_train,
         "data": _data_info(data), "wall_s_total": round(wall, 1),
         "device": _device(args), "final_loss": summary["last"].get("loss"), "stored_dtype": str(ship_dtype),
@@ -241,8 +235,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cond-dropout", type=float, default=0.1, help="diffusion: P(condition -> empty string)")
     p.add_argument("--cond-shrink", type=float, default=0.0, help="onestep: pull states toward the mean by U(0, x)")
     p.add_argument("--cond-noise", type=float, default=0.0, help="onestep: add state noise of std U(0, x)")
-    p.add_argument("--cond-mix", type=float, default=0.0,
-                   help="onestep: blend in another caption's states by U(0, x) (the target stays this image)")
     p.add_argument("--init", help="start from this stand-in directory (fine-tune)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -282,6 +274,6 @@ def run_from_args(a: argparse.Namespace) -> dict[str, Any]:
     dtype = torch.float32 if a.store_fp32 else torch.float16
     result = train_decoder(a.kind, a.data, args, a.cache_dir, a.limit, a.cond_dropout, d["width"], a.eval_samples, dtype,
                            command="seedtok " + " ".join(sys.argv[1:]), init=a.init, shrink=a.cond_shrink,
-                           noise=a.cond_noise, stream=_stream_options(a), mix=a.cond_mix)  # fmt: skip
+                           noise=a.cond_noise, stream=_stream_options(a))  # fmt: skip
     log.info("train decoder: %.1f s", time.perf_counter() - t0)
     return result
