@@ -251,7 +251,7 @@ def run_stage1(data: str, args: TrainArgs, preset: str = "tiny-stage1", encoder:
     tensors = stage1_tensors(model, train, args.extra.get("feature_cache"), default_cache(data, cache_dir))
     if weight > 0:
         target = args.extra.setdefault("generation_target", default_target(train))
-        tensors["target"] = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
+        tensors["target"], _ = generation_targets(model.config, train, target, default_cache(data, cache_dir), args.progress)
     if scene_weight > 0:
         tensors["cell_labels"] = scene_cell_labels(train, "the scene term (scene_weight > 0)")
     summary = train_stage1(model, tensors, args)
@@ -302,13 +302,13 @@ def default_generation_weight(preset: str, init: str | None) -> float:
 
 
 def generation_targets(config: TokenizerConfig, data: ImageTextSet, target: str, cache: str,
-                       progress: bool = False, with_mask: bool = False):
+                       progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, generation_len, generation_dim) frozen text-encoder states of the generation captions
-    (with ``with_mask``: and their (N, generation_len) token mask, 0 on the padding)."""
+    and their (N, generation_len) token mask (0 on the padding)."""
     targets, mask = cached_text_states(generation_captions(data, target), config.generation_len, cache, progress=progress)
     if targets.shape[-1] != config.generation_dim:
         raise TrainingError(f"text targets are {targets.shape[-1]}-d, the preset wants {config.generation_dim}")
-    return (targets, mask) if with_mask else targets
+    return targets, mask
 
 
 def stage1_trained_generation(directory: str | Path) -> bool:
@@ -342,7 +342,7 @@ def run_stage2(data: str, args: TrainArgs, init: str, codebook: str | None = Non
         return _stream_stage2(model, data, args, stream, init, reinit, cache_dir, health_every, target)
     train = load_image_text(data, "train", config.vision.image_size, limit)
     target = args.extra.setdefault("generation_target", target or default_target(train))
-    targets, mask = generation_targets(config, train, target, default_cache(data, cache_dir), args.progress, with_mask=True)
+    targets, mask = generation_targets(config, train, target, default_cache(data, cache_dir), args.progress)
     # A generation path already trained in stage 1 keeps its weights (no restart at the mean).
     args.extra.setdefault("init_generation_head", not stage1_trained_generation(init))
     tensors = stage2_tensors(model, train, targets, feature_cache=args.extra.get("feature_cache"))

@@ -169,7 +169,8 @@ def train_generation_phase(tokenizer: SeedTokenizer, data, args: TrainArgs, step
     any run). Returns its summary (steps, wall_s, last)."""
     if steps < 0:
         raise TrainingError(f"generation_steps must be >= 0, got {steps}")
-    batch_size = int(args.extra.get("generation_batch_size") or args.batch_size)
+    requested = args.extra.get("generation_batch_size")
+    batch_size = args.batch_size if requested is None else int(requested)
     if batch_size < 1:
         raise TrainingError(f"generation_batch_size must be >= 1, got {batch_size}")
     freeze(tokenizer)
