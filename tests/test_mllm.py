@@ -235,3 +235,26 @@ def test_objective_splits_the_loss_into_image_and_text_tokens(llm):
     only_text = collate([b.caption_example(_codes(0), LINES[0])], llm.tokenizer.pad_token_id)
     with torch.no_grad():
         assert torch.isnan(CausalLMObjective(llm.model, (lo, lo + CODEBOOK))(only_text)["image_loss"])
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_llama_family_standin_trains_draws_and_merges(tmp_path, finetune):
+    """The LLaMA-family stand-in (rotary positions) goes through the same stage-3 path."""
+    tokenizer = build_text_tokenizer(LINES * 10, vocab_size=300)
+    model = build_standin(tokenizer, seed=0, family="llama", **TINY_ARCH)
+    assert model.config.model_type == "llama" and model.config.tie_word_embeddings
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    torch.manual_seed(0)
+    llm = SeedLLM.from_base(tmp_path / "base", CODEBOOK, NTOK, finetune=finetune)
+    b = llm.builder
+    batch = collate([b.caption_example(_codes(0), LINES[0]), b.draw_example(LINES[1], _codes(1))], llm.tokenizer.pad_token_id)
+    args = TrainArgs(out=str(tmp_path / "run"), steps=60, batch_size=2, lr=1e-2, weight_decay=0.0, warmup=5, progress=False)
+    fit = train_lm(llm.model, lambda index, size: batch, args, "llama")
+    assert fit["history"][-1][1] < 0.5 * fit["history"][0][1]
+    codes = llm.draw_codes(LINES[:2])
+    assert codes.shape == (2, NTOK) and int(codes.min()) >= 0 and int(codes.max()) < CODEBOOK
+    llm.save(tmp_path / "out")
+    assert torch.equal(SeedLLM.load(tmp_path / "out").draw_codes(LINES[:2]), codes)
+    with pytest.raises(ValueError, match="family"):
+        build_standin(tokenizer, family="gpt5")

@@ -11,7 +11,7 @@ import torch
 
 from seedtok.cli import main
 from seedtok.data.scene import Scene, caption, sample_scene, vqa_pairs
-from seedtok.mllm.corpus import DocumentSampler, corpus_lines, scene_lines
+from seedtok.mllm.corpus import LAYOUT_PROMPT, DocumentSampler, corpus_lines, layout_line, scene_lines
 from seedtok.mllm.oracle import oracle_codes, oracle_scene
 from seedtok.mllm.standin import build_standin, build_text_tokenizer
 from seedtok.mllm.train import CausalLMObjective, weighted_loss
@@ -49,6 +49,23 @@ def test_documents_fill_the_length_and_hold_the_prompt_words(text_tokenizer):
     lines = scene_lines(_records(1, seed=2)[0]["scene"], random.Random(0))
     assert lines[0].startswith(("Generate an image:", " a photo of"))
     assert sum(l.startswith(" Question:") for l in lines) >= 3
+
+
+def test_layout_lines_list_every_cell_in_slot_order(text_tokenizer):
+    from seedtok.data.scene import POSITIONS, ShapeObject
+
+    scene = Scene((ShapeObject("star", "red", "small", "bottom right"), ShapeObject("circle", "blue", "large", "top")), "white")
+    assert layout_line(scene) == f"{LAYOUT_PROMPT} nothing; large blue circle; " + "; ".join(["nothing"] * 6) + "; small red star"
+    named = layout_line(scene, "named")[len(LAYOUT_PROMPT):].split(";")
+    assert [c.split(":")[0].strip() for c in named] == POSITIONS and named[1].strip() == "top: large blue circle"
+    rec = _records(1, seed=3)[0]
+    assert not any(l.startswith(LAYOUT_PROMPT) for l in scene_lines(rec["scene"], random.Random(0)))
+    lines = scene_lines(rec["scene"], random.Random(0), "unnamed")
+    assert sum(l.startswith(LAYOUT_PROMPT) for l in lines) == 1 and not lines[0].startswith(LAYOUT_PROMPT)
+    docs = DocumentSampler(_records(50, seed=1), text_tokenizer, length=160, seed=0, layout="unnamed")
+    assert LAYOUT_PROMPT.strip() in text_tokenizer.decode(docs.document(0))
+    with pytest.raises(ValueError, match="layout"):
+        DocumentSampler(_records(5), text_tokenizer, length=160, layout="sideways")
 
 
 def test_weighted_loss_by_token_sequence_and_task():
@@ -157,8 +174,9 @@ def test_train_and_bench_on_oracle_codes(world):
 def test_train_lm_documents_cli(world):
     out = world / "lm"
     assert main(["-q", "train", "lm", "--data", str(world / "shapes"), "--out", str(out), "--steps", "2",
-                 "--batch-size", "2", "--length", "48"]) == 0
+                 "--batch-size", "2", "--length", "48", "--layout", "unnamed"]) == 0
     prov = json.loads((out / "model" / "provenance.json").read_text())
     assert prov["document_length"] == 48 and prov["steps"] == 2
     assert {"train_cpu_seconds", "total_cpu_seconds", "val_loss", "probe"} <= set(prov)
-    assert 0.0 <= prov["probe"]["vqa"] <= 1.0
+    assert 0.0 <= prov["probe"]["vqa"] <= 1.0 and 0.0 <= prov["probe"]["layout_cells"] <= 1.0
+    assert prov["layout"] == "unnamed"

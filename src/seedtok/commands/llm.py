@@ -29,10 +29,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
     p.add_argument("--save", help="where to write the model (default OUT/model; the shipped one is "
                    "src/seedtok/assets/standins/lm-tiny)")
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch-size", type=int, default=32, help="documents per step")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=16, help="documents per step")
     p.add_argument("--length", type=int, default=160, help="tokens per packed document")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--layout", choices=("none", "unnamed", "named"), default="named",
+                   help="add a cell-by-cell layout line per scene to the documents (grid order, the order of the "
+                   "image tokens' slots; 'named' writes each cell's name first)")
+    p.add_argument("--family", choices=("opt", "llama"), default="llama",
+                   help="architecture: OPT (learned positions, SEED-1's LLM) or LLaMA (rotary positions)")
     _run_args(p)
     p.set_defaults(func=cmd_train_lm)
 
@@ -52,6 +57,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="override the preset's steps")
     p.add_argument("--loss-weighting", choices=("token", "sequence", "task"),
                    help="override the preset's loss reduction (mean per target token, per sequence, per task)")
+    p.add_argument("--task-weights", type=float, nargs=3, metavar=("CAPTION", "DRAW", "VQA"),
+                   help="override the preset's task mixture after its curriculum (relative frequencies)")
     p.add_argument("--oracle", action="store_true", help="train on oracle codes (the true scene in the first 9 "
                    "codes; diagnostic, no image tokenizer)")
     _model_args(p, decoder=False, llm=False)
@@ -192,7 +199,7 @@ def cmd_train_lm(a: argparse.Namespace) -> int:
     records, val = scene_records(_split_source(a.data, "train")), scene_records(_split_source(a.data, "val"))
     model, tokenizer, report = pretrain_standin(
         records, val, a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, length=a.length,
-        resume=a.resume, progress=not a.quiet,
+        resume=a.resume, progress=not a.quiet, layout=a.layout, family=a.family,
     )
     dataset = {k: v for k, v in json.loads(index.read_text()).items() if k in ("format", "seed", "num", "image_size")}
     report.update(command=" ".join(["seedtok", *sys.argv[1:]]), dataset=dataset, threads=torch.get_num_threads(),
@@ -215,6 +222,10 @@ def cmd_train_llm(a: argparse.Namespace) -> int:
     preset = STAGE3_PRESETS[a.preset]
     if a.loss_weighting:
         preset = dataclasses.replace(preset, loss_weighting=a.loss_weighting)
+    if a.task_weights:
+        if min(a.task_weights) < 0 or sum(a.task_weights) <= 0:
+            raise ValueError(f"--task-weights must be >= 0 with a positive sum, got {a.task_weights}")
+        preset = dataclasses.replace(preset, task_weights=tuple(a.task_weights))
     if a.tokens:
         report = _train_on_tokens(a, preset)
         print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))

@@ -47,7 +47,25 @@ def scene_records(source: str | os.PathLike | Sequence[str]) -> list[dict[str, A
     return out
 
 
-def scene_lines(scene_dict: dict[str, Any], rng: random.Random) -> list[str]:
+LAYOUT_PROMPT = " Layout:"
+LAYOUT_KINDS = ("none", "unnamed", "named")
+
+
+def layout_line(scene: Any, kind: str = "unnamed") -> str:
+    """The scene cell by cell in grid order (:data:`~seedtok.data.scene.POSITIONS`, the order of
+    the image tokens' slots), e.g. " Layout: nothing; large red circle; nothing; ...";
+    ``named`` puts each cell's name first (" Layout: top left: nothing; top: large red
+    circle; ...")."""
+    from seedtok.data.scene import POSITIONS
+
+    at = {o.position: " ".join(w for w in (o.size, o.color, o.shape) if w) for o in scene.objects}
+    cells = [at.get(p, "nothing") for p in POSITIONS]
+    if kind == "named":
+        cells = [f"{p}: {c}" for p, c in zip(POSITIONS, cells)]
+    return f"{LAYOUT_PROMPT} {'; '.join(cells)}"
+
+
+def scene_lines(scene_dict: dict[str, Any], rng: random.Random, layout: str = "none") -> list[str]:
     """The lines of one scene: a "Generate an image:" or " a photo of" line (the description
     the rest depends on), the other one in another caption template, and every question of a
     fresh draw of :func:`~seedtok.data.scene.vqa_pairs` with its answer, in random order."""
@@ -60,17 +78,19 @@ def scene_lines(scene_dict: dict[str, Any], rng: random.Random) -> list[str]:
         describe.reverse()
     qa = [f"{VQA_PROMPT.format(question=p['question'])} {p['answer']}" for p in vqa_pairs(scene, rng)]
     rest = [describe[1], *qa]
+    if layout != "none":
+        rest.append(layout_line(scene, layout))
     rng.shuffle(rest)
     return [describe[0], *rest]
 
 
-def corpus_lines(records: Sequence[dict[str, Any]], seed: int = 0, repeats: int = 2) -> Iterator[str]:
+def corpus_lines(records: Sequence[dict[str, Any]], seed: int = 0, repeats: int = 2, layout: str = "none") -> Iterator[str]:
     """Every document line ``repeats`` times per scene (for learning the BPE)."""
     rng = random.Random(seed)
     for _ in range(repeats):
         for rec in records:
             if rec.get("scene"):
-                yield from scene_lines(rec["scene"], rng)
+                yield from scene_lines(rec["scene"], rng, layout)
 
 
 class DocumentSampler:
@@ -78,7 +98,11 @@ class DocumentSampler:
     (a pure function of ``(seed, index)``): [bos], then scenes' lines each ended by [eos],
     scenes drawn at random from ``records`` until ``length`` is filled (the last line cut)."""
 
-    def __init__(self, records: Sequence[dict[str, Any]], tokenizer: Any, length: int, seed: int = 0) -> None:
+    def __init__(self, records: Sequence[dict[str, Any]], tokenizer: Any, length: int, seed: int = 0,
+                 layout: str = "none") -> None:
+        if layout not in LAYOUT_KINDS:
+            raise ValueError(f"layout must be one of {LAYOUT_KINDS}, got {layout!r}")
+        self.layout = layout
         self.scenes = [r["scene"] for r in records if r.get("scene")]
         if not self.scenes:
             raise ValueError("no scenes to build documents from (shapes-world records needed)")
@@ -88,7 +112,7 @@ class DocumentSampler:
 
     def lines_ids(self, scene: dict[str, Any], rng: random.Random) -> list[int]:
         ids: list[int] = []
-        for line in scene_lines(scene, rng):
+        for line in scene_lines(scene, rng, self.layout):
             ids += self.tokenizer(line, add_special_tokens=False).input_ids  # exactly as stage 3 tokenizes it
             ids.append(self.eos)
         return ids

@@ -62,17 +62,36 @@ def build_text_tokenizer(lines: Iterable[str], vocab_size: int = 512) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
 
 
-def build_standin(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
-    """A randomly initialised OPT of :data:`STANDIN_ARCH` sized for ``tokenizer``."""
-    from transformers import OPTConfig, OPTForCausalLM
+FAMILIES = ("opt", "llama")
 
+
+def build_standin(tokenizer: Any, seed: int = 0, family: str = "opt", **overrides: Any) -> Any:
+    """A randomly initialised causal LM of :data:`STANDIN_ARCH` sized for ``tokenizer``:
+    ``family="opt"`` (OPT, learned absolute positions; SEED-1's LLM family) or ``"llama"``
+    (LLaMA, rotary positions, SwiGLU MLP of ``2/3 * ffn_dim`` so the parameter count matches;
+    SEED-LLaMA's family)."""
     arch = {**STANDIN_ARCH, **overrides}
-    config = OPTConfig(
-        vocab_size=len(tokenizer), word_embed_proj_dim=arch["hidden_size"], pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **arch,
-    )
     torch.manual_seed(seed)
-    return OPTForCausalLM(config)
+    if family == "opt":
+        from transformers import OPTConfig, OPTForCausalLM
+
+        config = OPTConfig(
+            vocab_size=len(tokenizer), word_embed_proj_dim=arch["hidden_size"], pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **arch,
+        )
+        return OPTForCausalLM(config)
+    if family == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=arch["hidden_size"], num_hidden_layers=arch["num_hidden_layers"],
+            num_attention_heads=arch["num_attention_heads"], num_key_value_heads=arch["num_attention_heads"],
+            intermediate_size=int(round(arch["ffn_dim"] * 2 / 3 / 8)) * 8,
+            max_position_embeddings=arch["max_position_embeddings"], tie_word_embeddings=True,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        return LlamaForCausalLM(config)
+    raise ValueError(f"unknown stand-in family {family!r}; choose one of {FAMILIES}")
 
 
 def _document_batch(docs: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -85,37 +104,39 @@ def _document_batch(docs: list[list[int]]) -> dict[str, torch.Tensor]:
 def pretrain_standin(
     records: list[dict[str, Any]], val_records: list[dict[str, Any]], out_dir: str | os.PathLike, steps: int = 800,
     batch_size: int = 32, lr: float = 2e-3, seed: int = 0, length: int = DOCUMENT_LENGTH, resume: bool = False,
-    progress: bool = False, probe_scenes: int = 300, **arch: Any,
+    progress: bool = False, probe_scenes: int = 300, layout: str = "none", family: str = "opt", **arch: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Train tokenizer + OPT on packed read-back documents (:mod:`seedtok.mllm.corpus`) built
     from ``records`` (the train split's scenes). Returns (model, tokenizer, report) with the
     loss on ``val_records``' documents, the read-back probes (:func:`readback_probe`), and
     wall and CPU seconds."""
     t0, c0 = time.perf_counter(), time.process_time()
-    tokenizer = build_text_tokenizer(corpus_lines(records, seed))
+    tokenizer = build_text_tokenizer(corpus_lines(records, seed, layout=layout))
     arch = {**arch, "max_position_embeddings": max(length, arch.get("max_position_embeddings", STANDIN_ARCH["max_position_embeddings"]))}
-    model = build_standin(tokenizer, seed, **arch)
-    docs = DocumentSampler(records, tokenizer, length, seed)
+    model = build_standin(tokenizer, seed, family, **arch)
+    docs = DocumentSampler(records, tokenizer, length, seed, layout)
 
     def make(index: int, size: int) -> dict[str, torch.Tensor]:
         return _document_batch([docs.document(index * size + j) for j in range(size)])
 
     args = TrainArgs(out=str(out_dir), steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01,
                      warmup=min(100, steps // 10 + 1), min_lr_ratio=0.1, seed=seed, resume=resume, progress=progress,
-                     log_every=50, ckpt_every=250, extra={"arch": {**STANDIN_ARCH, **arch}, "scenes": len(docs.scenes),
-                                                          "length": length, "corpus": "read-back documents v2"})
+                     log_every=50, ckpt_every=250, extra={"arch": {**STANDIN_ARCH, **arch}, "family": family,
+                                                          "scenes": len(docs.scenes),
+                                                          "length": length, "corpus": "read-back documents v2",
+                                                          "layout": layout})
     t_fit, c_fit = time.perf_counter(), time.process_time()
     fit = train_lm(model, make, args, "lm")
     train_cpu = time.process_time() - c_fit
-    val_docs = DocumentSampler(val_records, tokenizer, length, seed + 1)
+    val_docs = DocumentSampler(val_records, tokenizer, length, seed + 1, layout)
     report = {
         "train_scenes": len(docs.scenes), "val_scenes": len(val_docs.scenes), "document_length": length,
         "vocab_size": len(tokenizer), "params": sum(p.numel() for p in model.parameters()),
-        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "layout": layout, "family": family,
         "final_train_loss": mean_loss(fit["history"]), "train_seconds": round(time.perf_counter() - t_fit, 1),
         "train_cpu_seconds": round(train_cpu, 1),
         "val_loss": document_loss(model, [val_docs.document(i) for i in range(256)]),
-        "probe": readback_probe(model, tokenizer, val_records[:probe_scenes]),
+        "probe": readback_probe(model, tokenizer, val_records[:probe_scenes], layout),
     }
     report["seconds"], report["cpu_seconds"] = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)
     return model, tokenizer, report
@@ -144,7 +165,7 @@ def _greedy(model: Any, tokenizer: Any, prompts: list[list[int]], max_new: int, 
     return out
 
 
-def readback_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+def readback_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], layout: str = "none") -> dict[str, Any]:
     """What the text-only LM can read back from a scene description earlier in its context
     (the skill stage 3 needs, with image tokens in place of the description):
 
@@ -152,7 +173,10 @@ def readback_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]]) ->
       " a photo of ..." parsed back into the exact scene;
     - ``vqa``: after " a photo of <caption>", greedy answers to the record's questions
       (overall and per type), against the no-context prior of always answering the most
-      common answer of each question type."""
+      common answer of each question type;
+    - ``layout_cells`` / ``layout_exact`` (``layout`` not "none"): after "Generate an image:
+      <caption, template 0>" [eos] " Layout:", the greedy cell-by-cell layout, per cell and
+      per scene right."""
     from collections import Counter, defaultdict
 
     from seedtok.data.scene import Scene, caption
@@ -175,7 +199,18 @@ def readback_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]]) ->
         right[qa["type"]].append(a.strip().lower() == qa["answer"])
         prior[qa["type"]][qa["answer"]] += 1
     every = [x for v in right.values() for x in v]
-    return {"scenes": len(scenes), "paraphrase_exact": exact, "vqa": sum(every) / max(len(every), 1),
+    out = {}
+    if layout != "none":
+        from seedtok.mllm.corpus import LAYOUT_PROMPT, layout_line
+
+        prompts = [bos + enc(DRAW_PROMPT.format(text=caption(s, template=0))) + eos + enc(LAYOUT_PROMPT) for s in scenes]
+        said = _greedy(model, tokenizer, prompts, 64)
+        cells = [[c.strip() for c in t.split(";")] for t in said]
+        truth = [[c.strip() for c in layout_line(s, layout)[len(LAYOUT_PROMPT):].split(";")] for s in scenes]
+        share = [sum(a == b for a, b in zip(c, t)) / len(t) for c, t in zip(cells, truth)]
+        out = {"layout_cells": sum(share) / max(len(share), 1),
+               "layout_exact": sum(r == 1.0 for r in share) / max(len(share), 1)}
+    return {"scenes": len(scenes), "paraphrase_exact": exact, **out, "vqa": sum(every) / max(len(every), 1),
             "vqa_per_type": {t: sum(v) / len(v) for t, v in sorted(right.items())},
             "vqa_prior": sum(c.most_common(1)[0][1] for c in prior.values()) / max(len(every), 1),
             "seconds": round(time.perf_counter() - t0, 1)}
