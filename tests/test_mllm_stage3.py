@@ -127,6 +127,47 @@ def test_curriculum_switch():
     assert batch["task_ids"].shape == (4,) and batch["input_ids"].shape[0] == 4
 
 
+def test_draw_tail_weight_down_weights_the_codes_after_the_head(text_tokenizer):
+    from seedtok.mllm.cache import IdCache
+    from seedtok.mllm.model import SeedLLM
+    from seedtok.mllm.stage3 import Stage3Preset, TaskMixture
+    from seedtok.mllm.standin import STANDIN_DIR
+
+    if not (STANDIN_DIR / "config.json").is_file():
+        pytest.skip("stand-in LLM not shipped")
+    recs = _records(20)
+    cache = IdCache(torch.stack([oracle_codes(Scene.from_dict(r["scene"])) for r in recs]), recs,
+                    {"codebook_size": 1024, "num_tokens": 32})
+    llm = SeedLLM.from_base(None, 1024, 32)
+    plain = Stage3Preset(steps=10, batch_size=16, lr=1e-3)
+    assert "label_weights" not in TaskMixture(cache, llm.builder, plain).make(0, 16)
+    preset = Stage3Preset(steps=10, batch_size=16, lr=1e-3, draw_head=9, draw_tail_weight=0.25)
+    batch = TaskMixture(cache, llm.builder, preset).make(0, 16)
+    w, labels, tasks = batch["label_weights"], batch["labels"], batch["task_ids"]
+    assert (tasks == 1).any() and (tasks != 1).any()
+    lo, hi = llm.vocab.image_offset, llm.vocab.image_offset + 1024
+    for row in range(16):
+        code = (labels[row] >= lo) & (labels[row] < hi)
+        if tasks[row] == 1:  # the first 9 codes and the markers keep weight 1, the other 23 codes 0.25
+            assert int((w[row] == 0.25).sum()) == 23 and bool(code[w[row] == 0.25].all())
+            assert code.sum() == 32 and int(((w[row] == 1.0) & code).sum()) == 9
+        else:
+            assert bool((w[row] == 1.0).all())
+    # the objective takes a weighted mean: weight 0 on a target removes it from the loss
+    model = llm.model
+    ids = batch["input_ids"][:2]
+    sub = {"input_ids": ids, "attention_mask": batch["attention_mask"][:2], "labels": labels[:2].clone()}
+    obj = CausalLMObjective(model, weighting="token")
+    with torch.no_grad():
+        zero = dict(sub, label_weights=torch.ones(ids.shape))
+        zero["label_weights"][:, -3:] = 0.0
+        masked = dict(sub, labels=sub["labels"].clone())
+        masked["labels"][:, -3:] = -100
+        torch.testing.assert_close(obj(zero)["loss"], obj(masked)["loss"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="draw_head"):
+        Stage3Preset(steps=1, batch_size=1, lr=1e-3, draw_head=40)
+
+
 def test_oracle_codes_invert_exactly():
     rng = random.Random(0)
     for _ in range(300):

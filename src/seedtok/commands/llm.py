@@ -59,6 +59,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="override the preset's loss reduction (mean per target token, per sequence, per task)")
     p.add_argument("--task-weights", type=float, nargs=3, metavar=("CAPTION", "DRAW", "VQA"),
                    help="override the preset's task mixture after its curriculum (relative frequencies)")
+    p.add_argument("--draw-tail-weight", type=float, nargs=2, metavar=("HEAD", "WEIGHT"),
+                   help="loss weight WEIGHT on the text-to-image codes after the first HEAD (e.g. 9 0.25)")
     p.add_argument("--oracle", action="store_true", help="train on oracle codes (the true scene in the first 9 "
                    "codes; diagnostic, no image tokenizer)")
     _model_args(p, decoder=False, llm=False)
@@ -226,6 +228,8 @@ def cmd_train_llm(a: argparse.Namespace) -> int:
         if min(a.task_weights) < 0 or sum(a.task_weights) <= 0:
             raise ValueError(f"--task-weights must be >= 0 with a positive sum, got {a.task_weights}")
         preset = dataclasses.replace(preset, task_weights=tuple(a.task_weights))
+    if a.draw_tail_weight:
+        preset = dataclasses.replace(preset, draw_head=int(a.draw_tail_weight[0]), draw_tail_weight=a.draw_tail_weight[1])
     if a.tokens:
         report = _train_on_tokens(a, preset)
         print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))

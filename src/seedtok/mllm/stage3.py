@@ -23,7 +23,7 @@ import torch
 from seedtok.mllm.cache import IdCache
 from seedtok.mllm.lora import LoraSettings, count_parameters
 from seedtok.mllm.model import SeedLLM
-from seedtok.mllm.sequences import Example, SequenceBuilder, collate
+from seedtok.mllm.sequences import IGNORE_INDEX, Example, SequenceBuilder, collate
 from seedtok.mllm.train import mean_loss, train_lm
 from seedtok.train.core import TrainArgs
 from seedtok.fileio import atomic_write_json
@@ -42,7 +42,11 @@ class Stage3Preset:
     shape); ``loss_weighting``:
     ``token`` | ``sequence`` | ``task`` (:func:`seedtok.mllm.train.weighted_loss`);
     ``finetune``: ``lora`` (the frozen base + LoRA + new token rows, the paper's recipe) or
-    ``full`` (every weight of the LLM trains)."""
+    ``full`` (every weight of the LLM trains); ``draw_tail_weight``: the loss weight of the
+    text-to-image targets after the first ``draw_head`` image codes (1 = every code alike;
+    the tiny tokenizer's slot read puts the scene's grid cells in its first 9 codes, and the
+    other 23 are near-unpredictable from the text, docs/llm.md). Weights enter the loss as a
+    weighted mean (:func:`seedtok.mllm.train.weighted_loss`)."""
 
     steps: int
     batch_size: int
@@ -53,6 +57,13 @@ class Stage3Preset:
     curriculum: tuple[tuple[float, tuple[float, float, float]], ...] = ()
     loss_weighting: str = "sequence"
     finetune: str = "lora"
+    draw_head: int = 32
+    draw_tail_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.draw_head <= 32 or self.draw_tail_weight < 0:
+            raise ValueError(f"draw_head must be in [0, 32] and draw_tail_weight >= 0, got "
+                             f"{self.draw_head} / {self.draw_tail_weight}")
 
     def weights_at(self, step: int, total_steps: int | None = None) -> tuple[float, float, float]:
         """The task weights at ``step`` of a run of ``total_steps`` (default ``steps``)."""
@@ -128,7 +139,19 @@ class TaskMixture:
             task_ids.append(t)
         batch = collate(examples, self.builder.tokenizer.pad_token_id)
         batch["task_ids"] = torch.tensor(task_ids)
+        if self.preset.draw_tail_weight != 1.0:
+            batch["label_weights"] = self.draw_weights(batch["labels"], batch["task_ids"])
         return batch
+
+    def draw_weights(self, labels: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) loss weights: ``draw_tail_weight`` on a draw row's image codes after the
+        first ``draw_head`` (its targets are ``<img>``, the codes, ``</img>``, end), else 1."""
+        weights = torch.ones(labels.shape, dtype=torch.float32)
+        head = self.preset.draw_head
+        for row in (task_ids == self.tasks.index("draw")).nonzero().flatten().tolist():
+            targets = (labels[row] != IGNORE_INDEX).nonzero().flatten()
+            weights[row, targets[1 + head : -2]] = self.preset.draw_tail_weight
+        return weights
 
 
 def train_stage3(

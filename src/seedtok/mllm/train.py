@@ -25,7 +25,8 @@ LOSS_WEIGHTINGS = ("token", "sequence", "task")
 
 def weighted_loss(per_token: torch.Tensor, valid: torch.Tensor, weighting: str = "token",
                   task_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Reduce a (B, T) per-token loss over the ``valid`` targets:
+    """Reduce a (B, T) per-token loss over the ``valid`` targets (bool, or float weights: a
+    weighted mean):
 
     - ``token``: mean over every target token of the batch (a task with long targets, such
       as text-to-image's 34 tokens, outweighs VQA's 2-token answers 17:1);
@@ -68,12 +69,13 @@ class CausalLMObjective(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         task_ids = batch.get("task_ids")
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "task_ids")}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "task_ids", "label_weights")}
         logits = self.model(**inputs).logits[:, :-1].float()  # (B, T-1, V)
         labels = batch["labels"][:, 1:]
         valid = labels != -100
         per_token = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")  # (B, T-1)
-        result = {"loss": weighted_loss(per_token, valid, self.weighting, task_ids), "tokens": valid.sum().float()}
+        weights = valid.float() * batch["label_weights"][:, 1:] if "label_weights" in batch else valid
+        result = {"loss": weighted_loss(per_token, weights, self.weighting, task_ids), "tokens": valid.sum().float()}
         if self.image_range is not None:
             with torch.no_grad():
                 image = valid & (labels >= self.image_range[0]) & (labels < self.image_range[1])
