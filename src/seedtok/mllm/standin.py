@@ -1,11 +1,13 @@
 """Stage 0c: the tiny world's "off-the-shelf LLM" (DESIGN.md section 3).
 
-SEED builds on a *pretrained* OPT (paper sec. 3.3). No LLM weights can be downloaded here, so
-the tiny world pretrains its own: an OPT-architecture model (``transformers.OPTForCausalLM``)
-with a byte-level BPE tokenizer (OPT's tokenizer type), trained on packed read-back documents
-built from the text of the training split (:mod:`seedtok.mllm.corpus`: the same scene in two
-caption templates, then questions and answers about it; never images). It is then frozen and
-shipped under ``seedtok/assets/standins/`` with its provenance, like a model-zoo entry;
+SEED builds on a *pretrained* LLM (OPT in the paper, sec. 3.3; LLaMA for SEED-LLaMA). No LLM
+weights can be downloaded here, so the tiny world pretrains its own: a ``transformers`` causal
+LM of the OPT family (``OPTForCausalLM``, learned absolute positions) or the LLaMA family
+(``LlamaForCausalLM``, rotary positions, SwiGLU), with a byte-level BPE tokenizer, trained on
+packed read-back documents built from the text of the training split
+(:mod:`seedtok.mllm.corpus`: the same scene in two caption templates, optionally its grid
+layout, then questions and answers about it; never images). It is then frozen and shipped
+under ``seedtok/assets/standins/`` with its provenance, like a model-zoo entry;
 ``seedtok train lm`` reproduces it.
 """
 
