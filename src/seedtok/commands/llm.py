@@ -36,7 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=("none", "unnamed", "named"), default="named",
                    help="add a cell-by-cell layout line per scene to the documents (grid order, the order of the "
                    "image tokens' slots; 'named' writes each cell's name first)")
-    p.add_argument("--family", choices=("opt", "llama"), default="llama",
+    p.add_argument("--family", choices=("opt", "llama"), default="opt",
                    help="architecture: OPT (learned positions, SEED-1's LLM) or LLaMA (rotary positions)")
     _run_args(p)
     p.set_defaults(func=cmd_train_lm)
