@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from seedtok.models import SeedTokenizer
-from seedtok.models.layers import FusedSelfAttention
+from seedtok.models.layers import FusedSelfAttention, Mlp
 
 
 # Per-call activation quantization uses torch's quantized-tensor API, which torch marks deprecated.
@@ -31,6 +31,23 @@ warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecat
 
 def _has_onednn_int8() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
+
+
+def _quantize_u7(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    """Dynamic per-tensor activation quantization to 7-bit unsigned integers (range [0, 127],
+    the range always holding 0, as torch's ``reduce_range``): returns the plain uint8 tensor, its
+    scale and zero point. One ``aminmax`` pass and one quantize pass; the uint8 tensor is a view of
+    the quantized tensor's storage (``int_repr`` would copy it element by element, which cost as
+    much as the quantization itself on ViT-g's fc2 input)."""
+    lo, hi = torch.aminmax(x)
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = (hi - lo) / 127.0
+    if not scale > 0:  # an all-zero input (or a NaN, which the fp32 path would carry as well)
+        scale = 1.0
+    zero = int(min(max(round(-lo / scale), 0), 127))
+    q = torch.quantize_per_tensor(x.contiguous(), scale, zero, torch.quint8)
+    raw = torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), q.storage_offset(), q.shape, q.stride())
+    return raw, scale, zero
 
 
 class Int8Linear(nn.Module):
@@ -44,9 +61,10 @@ class Int8Linear(nn.Module):
     would put an int8 ViT-g above 0.6x of the fp32 process; FBGEMM (1.1x) is the fallback
     where torch has no oneDNN, at a lower speed (1.6x fp32 at batch 8 vs oneDNN's 2.1x)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
+        self.gelu = gelu  # exact (erf) GELU applied to the output (fused into oneDNN's epilogue)
         w = weight.detach().float()
         scale = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12)  # (out,)
         self.register_buffer("weight_scale", scale, persistent=False)
@@ -69,16 +87,18 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.onednn:
-            return torch.ops.quantized.linear_dynamic(x, self._packed, True)
+            y = torch.ops.quantized.linear_dynamic(x, self._packed, True)
+            return torch.ops.aten.gelu_(y) if self.gelu else y
         lead = x.shape[:-1]
-        q = torch.quantize_per_tensor_dynamic(x.reshape(-1, self.in_features), torch.quint8, True)
+        xq, scale, zero = _quantize_u7(x.reshape(-1, self.in_features))
         y = torch.ops.onednn.qlinear_pointwise(
-            q.int_repr(), q.q_scale(), q.q_zero_point(), self._packed, self.weight_scale, self._zero_points,
-            self.bias, 1.0, 0, torch.float32, "none", [], "")
+            xq, scale, zero, self._packed, self.weight_scale, self._zero_points,
+            self.bias, 1.0, 0, torch.float32, *(("gelu", [], "none") if self.gelu else ("none", [], "")))
         return y.view(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
+                + (", gelu" if self.gelu else ""))
 
 
 def _vit_linears(vision: nn.Module) -> list[tuple[nn.Module, str, str]]:
@@ -101,7 +121,10 @@ def _folded_bias(parent: nn.Module, attr: str, bias: torch.Tensor | None) -> tup
 
 def _replace(parent: nn.Module, attr: str, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     bias, folded = _folded_bias(parent, attr, bias)
-    setattr(parent, attr, Int8Linear(weight, bias))
+    gelu = isinstance(parent, Mlp) and attr == "fc1"  # fc1 -> GELU as one GEMM with a GELU epilogue
+    setattr(parent, attr, Int8Linear(weight, bias, gelu=gelu))
+    if gelu:
+        parent.fc1_applies_gelu = True
     if folded:  # the projection now carries the whole qkv bias
         del parent.q_bias, parent.v_bias
         parent.bias_mode = "qkv"

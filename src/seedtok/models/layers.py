@@ -14,9 +14,12 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
+        self.fc1_applies_gelu = False  # seedtok.fast's int8 fc1 fuses the GELU into its GEMM
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)  # (..., hidden)
+        if self.fc1_applies_gelu:
+            return self.fc2(h)
         # At inference GELU runs in place: a fresh (B, N, hidden) buffer costs page faults that
         # took as long as the GELU itself on the 2-core test machines. Same arithmetic.
         h = F.gelu(h) if torch.is_grad_enabled() else torch.ops.aten.gelu_(h)
