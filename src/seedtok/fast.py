@@ -122,9 +122,7 @@ def _folded_bias(parent: nn.Module, attr: str, bias: torch.Tensor | None) -> tup
 def _replace(parent: nn.Module, attr: str, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     bias, folded = _folded_bias(parent, attr, bias)
     gelu = isinstance(parent, Mlp) and attr == "fc1"  # fc1 -> GELU as one GEMM with a GELU epilogue
-    setattr(parent, attr, Int8Linear(weight, bias, gelu=gelu))
-    if gelu:
-        parent.fc1_applies_gelu = True
+    setattr(parent, attr, Int8Linear(weight, bias, gelu=gelu))  # Mlp.fc1_applies_gelu reads the flag
     if folded:  # the projection now carries the whole qkv bias
         del parent.q_bias, parent.v_bias
         parent.bias_mode = "qkv"

@@ -14,7 +14,11 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
-        self.fc1_applies_gelu = False  # seedtok.fast's int8 fc1 fuses the GELU into its GEMM
+
+    @property
+    def fc1_applies_gelu(self) -> bool:
+        """True when ``fc1`` already applies the GELU (seedtok.fast's int8 fc1 fuses it into its GEMM)."""
+        return getattr(self.fc1, "gelu", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)  # (..., hidden)
