@@ -79,9 +79,9 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
     atomic_write_json(root / "setup.json", setup)
     t0 = time.perf_counter()
     # Stage-1 runs first: variants sharing one (preset, seed) must not train it twice at once.
-    first = sorted({(VARIANTS[n].preset, s): n for n in names for s in seeds
+    first = sorted({(VARIANTS[n].preset, VARIANTS[n].qformer_init, s): n for n in names for s in seeds
                     if VARIANTS[n].kind == "seed" and VARIANTS[n].stage1}.items())
-    tasks = [("stage1", n, s) for (_, s), n in first] + [("run", n, s) for s in seeds for n in names]
+    tasks = [("stage1", n, s) for (_, _, s), n in first] + [("run", n, s) for s in seeds for n in names]
     results: list[dict[str, Any]] = []
     bar = tqdm(total=len(tasks), desc="ablation", disable=not progress)
 

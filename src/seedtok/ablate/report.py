@@ -56,7 +56,7 @@ def flatten(result: dict[str, Any]) -> dict[str, float | None]:
 
     return {
         "retrieval_i2t_r1_codes": codes.get("i2t_r1"),
-        "reconstruction_color_shape": tokm["reconstruction"].get("color_shape"),
+        "reconstruction_color_shape": (tokm.get("reconstruction") or {}).get("color_shape"),
         "caption_exact": llm["caption"]["exact_scene_match"],
         "caption_cider": llm["caption"]["cider"],
         "vqa_accuracy": llm["vqa"]["accuracy"],

@@ -32,27 +32,33 @@ def _args(out: Path, steps: int, lr: float, scale: Scale, seed: int, warmup: int
 # --- the image tokenizer ----------------------------------------------------------------------
 
 def stage1_dir(root: Path, variant: Variant, data: str, scale: Scale, seed: int) -> Path:
-    """Stage 1 for ``variant`` (shared by variants with the same preset and seed); a variant
-    without stage 1 gets the preset's seeded random initialisation saved instead."""
+    """Stage 1 for ``variant`` (shared by variants with the same preset, initialisation and
+    seed): the tiny recipe of ``seedtok train bench`` (from the stand-in Q-Former, the
+    image-grounded generation term at its tiny default, the slot scene term). A variant without
+    stage 1 gets its seeded initialisation saved instead (frozen from then on)."""
     from seedtok.checkpoint import save_pretrained
-    from seedtok.train.runs import build_stage1_model, run_stage1
+    from seedtok.train.runs import TINY_QFORMER, build_stage1_model, run_stage1
 
+    qformer = str(TINY_QFORMER) if variant.qformer_init == "standin" else "none"
+    init = "" if variant.qformer_init == "standin" else f"-{variant.qformer_init}"
     if not variant.stage1:
-        out = root / "_stage1" / f"{variant.preset}-untrained-seed{seed}"
+        out = root / "_stage1" / f"{variant.preset}{init}-untrained-seed{seed}"
         if not (out / "config.json").is_file():
             torch.manual_seed(seed)
-            save_pretrained(build_stage1_model(variant.preset, None, None, "none").eval(), out)
+            save_pretrained(build_stage1_model(variant.preset, None, None, qformer).eval(), out)
         return out
-    out = root / "_stage1" / f"{variant.preset}-seed{seed}"
+    out = root / "_stage1" / f"{variant.preset}{init}-seed{seed}"
     if not (out / "train_summary.json").is_file():
-        # The ablation's recipe is fixed as published (docs/ablation.md): stage 1 from a random
-        # Q-Former, contrastive only, for every variant alike.
-        run_stage1(data, _args(out, scale.steps1, 1e-3, scale, seed, warmup=30, generation_weight=0.0), variant.preset,
-                   qformer_init="none", limit=scale.limit)
+        extra = {"scene_weight": scale.scene_weight, "scene_read": "slots"} if scale.scene_weight else {}
+        run_stage1(data, _args(out, scale.steps1, 1e-3, scale, seed, warmup=30, **extra), variant.preset,
+                   qformer_init=qformer, limit=scale.limit)
     return out
 
 
-def train_tokenizer(root: Path, variant: Variant, data: str, scale: Scale, seed: int, run: Path) -> Path:
+def train_tokenizer(root: Path, variant: Variant, data: str, scale: Scale, seed: int, run: Path) -> Path | None:
+    """The variant's image tokenizer, trained once under ``run``; None for the oracle (no tokenizer)."""
+    if variant.kind == "oracle":
+        return None
     out = run / "tokenizer"
     if (out / "train_summary.json").is_file():
         return out
@@ -67,8 +73,11 @@ def train_tokenizer(root: Path, variant: Variant, data: str, scale: Scale, seed:
         from seedtok.train.runs import run_stage2
 
         init = stage1_dir(root, variant, data, scale, seed)
-        run_stage2(data, _args(out, scale.steps2, 1e-3, scale, seed, loss_weights=variant.stage2_weights), str(init),
-                   limit=scale.limit)
+        extra: dict[str, Any] = {"loss_weights": list(variant.stage2_weights)}
+        if variant.generation_phase and scale.generation_steps:
+            extra.update(generation_steps=scale.generation_steps, generation_batch_size=scale.generation_batch,
+                         generation_pad_weight=scale.generation_pad_weight)
+        run_stage2(data, _args(out, scale.steps2, 1e-3, scale, seed, **extra), str(init), limit=scale.limit)
     return out
 
 
@@ -82,9 +91,14 @@ def load_image_tokenizer(variant: Variant, directory: Path) -> torch.nn.Module:
     return load_tokenizer(directory).eval()
 
 
-def renderer(variant: Variant, tok: torch.nn.Module) -> Callable[[torch.Tensor], list[Any]]:
-    """codes -> PIL images: the pixel baseline's own decoder, or SEED's de-tokenizer (the
-    shipped one-step stand-in conditioned on the tokenizer's generation embeddings)."""
+def renderer(variant: Variant, tok: torch.nn.Module | None) -> Callable[[torch.Tensor], list[Any]]:
+    """codes -> PIL images: the pixel baseline's own decoder, the oracle's exact inverse + the
+    scene renderer, or SEED's de-tokenizer (the shipped one-step stand-in conditioned on the
+    tokenizer's generation embeddings)."""
+    if variant.kind == "oracle":
+        from seedtok.mllm.oracle import oracle_render
+
+        return oracle_render
     if variant.kind == "pixel":
         return tok.decode_images
     from seedtok.decode import load_detokenizer
@@ -95,10 +109,14 @@ def renderer(variant: Variant, tok: torch.nn.Module) -> Callable[[torch.Tensor],
 
 
 @torch.no_grad()
-def tokenizer_metrics(variant: Variant, directory: Path, data: str, scale: Scale) -> dict[str, Any]:
+def tokenizer_metrics(variant: Variant, directory: Path | None, data: str, scale: Scale) -> dict[str, Any]:
     """Retrieval from codes (SEED variants; the pixel tokens have no text side), reconstruction
-    (test image -> ids -> image, scored by the scene parser) and codebook health."""
+    (test image -> ids -> image, scored by the scene parser) and codebook health; nothing for
+    the oracle (no tokenizer)."""
     from seedtok.train.data import load_image_text
+
+    if directory is None:
+        return {"retrieval": None, "reconstruction": None, "codebook": None}
 
     tok = load_image_tokenizer(variant, directory)
     if variant.kind == "pixel":
@@ -119,21 +137,52 @@ def tokenizer_metrics(variant: Variant, directory: Path, data: str, scale: Scale
 
 # --- the LLM on the tokens -----------------------------------------------------------------------
 
-def llm_metrics(variant: Variant, tok_dir: Path, data: str, scale: Scale, seed: int, run: Path) -> dict[str, Any]:
-    from seedtok.eval.llm import eval_captions, eval_draw, eval_vqa, split_cache
-    from seedtok.mllm.model import SeedLLM
-    from seedtok.mllm.stage3 import STAGE3_PRESETS, train_stage3
+def stage3_preset(scale: Scale) -> Any:
+    """The stage-3 preset every variant shares: the scale's preset, its step count and batch
+    replaced when the scale sets them."""
+    from seedtok.mllm.stage3 import STAGE3_PRESETS
 
-    tok = load_image_tokenizer(variant, tok_dir)
-    train = split_cache(data, "train", tok, run / "ids-train", scale.limit)
-    test = split_cache(data, "test", tok, run / "ids-test", scale.eval_num)
+    preset = STAGE3_PRESETS[scale.stage3_preset]
+    steps, batch = scale.steps3 or preset.steps, scale.batch3 or preset.batch_size
+    return dataclasses.replace(preset, steps=steps, batch_size=batch, warmup=min(preset.warmup, steps))
+
+
+def id_caches(variant: Variant, tok: torch.nn.Module | None, data: str, scale: Scale, run: Path) -> tuple[Any, Any]:
+    """(train, test) id caches: the variant's tokenizer run once over each split (kept under
+    ``run``), or the oracle's codes (computed from the scenes, nothing to keep)."""
+    from seedtok.eval.llm import split_cache
+    from seedtok.mllm.cache import IdCache
+
+    if tok is not None:
+        return (split_cache(data, "train", tok, run / "ids-train", scale.limit),
+                split_cache(data, "test", tok, run / "ids-test", scale.eval_num))
+    from seedtok.data.shapes import split_shards
+    from seedtok.mllm.oracle import oracle_cache
+
+    def cut(cache: IdCache, n: int | None) -> IdCache:
+        return cache if n is None else IdCache(cache.ids[:n], cache.records[:n], cache.meta)
+
+    return (cut(oracle_cache(split_shards(data, "train")), scale.limit),
+            cut(oracle_cache(split_shards(data, "test")), scale.eval_num))
+
+
+def llm_metrics(variant: Variant, tok_dir: Path | None, data: str, scale: Scale, seed: int, run: Path) -> dict[str, Any]:
+    """Stage 3 on the variant's codes (resumed from its last checkpoint when interrupted), then
+    captioning, VQA and text-to-image on the first ``eval_num`` test images."""
+    from seedtok.eval.llm import eval_captions, eval_draw, eval_vqa
+    from seedtok.mllm.model import SeedLLM
+    from seedtok.mllm.stage3 import train_stage3
+
+    tok = None if tok_dir is None else load_image_tokenizer(variant, tok_dir)
+    train, test = id_caches(variant, tok, data, scale, run)
     llm_dir = run / "llm"
     if (llm_dir / "train_report.json").is_file():
         llm, report = SeedLLM.load(llm_dir), json.loads((llm_dir / "train_report.json").read_text())
     else:
-        preset = dataclasses.replace(STAGE3_PRESETS["tiny"], steps=scale.steps3, batch_size=scale.batch3,
-                                     warmup=min(50, scale.steps3))
-        llm, report = train_stage3(train, llm_dir, preset, seed=seed)
+        from seedtok.train.checkpoint import LATEST, checkpoint_root
+
+        resume = (checkpoint_root(llm_dir) / LATEST).is_file()  # an interrupted run goes on
+        llm, report = train_stage3(train, llm_dir, stage3_preset(scale), seed=seed, resume=resume)
     llm.model.eval()
     return {"stage3": report, "code_entropy": code_entropy(train.ids), "caption": eval_captions(llm, test, 64), "vqa": eval_vqa(llm, test, 64),
             "draw": eval_draw(llm, test, renderer(variant, tok), 64), "curves": loss_curves(llm_dir / "metrics.jsonl")}
