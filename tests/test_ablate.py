@@ -69,6 +69,21 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert table["seed"]["image_nats_from_text"]["mean"] == 0.0  # entropy - last image loss, both = value
 
 
+def test_significance_flags_only_differences_beyond_two_std():
+    seed = [_fake("seed", s, v) for s, v in enumerate([0.40, 0.42, 0.44])]  # std 0.02
+    far = [_fake("bidirectional", s, v) for s, v in enumerate([0.60, 0.61, 0.62])]  # +0.19 > 2 * 0.02
+    near = [_fake("contrastive-only", s, v) for s, v in enumerate([0.43, 0.44, 0.45])]  # +0.02 < 0.04
+    meta = {"scale_name": "smoke", "scale": {}, "wall_s": 1.0, "machine": {"cores": 2}, "jobs": 1, "command": "x"}
+    summary = summarise(seed + far + near, meta)
+    sig = summary["significance"]
+    assert set(sig) == {"bidirectional vs seed", "contrastive-only vs seed"}  # only pairs with both rows
+    assert "vqa_accuracy" in sig["bidirectional vs seed"] and "vqa_color" in sig["bidirectional vs seed"]
+    assert math.isclose(sig["bidirectional vs seed"]["vqa_accuracy"]["diff"], 0.19)
+    assert sig["contrastive-only vs seed"] == {}
+    md = markdown(summary)
+    assert "- bidirectional vs seed: " in md and "VQA acc. +0.190" in md and "- contrastive-only vs seed: none" in md
+
+
 def test_blind_baselines_answer_from_question_priors():
     from seedtok.ablate import blind_baselines
     from seedtok.data.scene import Scene, ShapeObject, caption

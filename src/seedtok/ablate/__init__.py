@@ -5,30 +5,39 @@ SEED (arXiv 2307.08041, sec. 1 and 3) argues that image tokens for an LLM should
 a tokenizer trained for both *discrimination* (stage 1, contrastive) and *reconstruction*
 (stage 2). Its evidence is a pilot (OPT-2.7B captioning with VQ-VAE vs BEiT-v2 tokens, sec. 2).
 Here each claim gets a variant that changes only the image tokenizer; data, LLM stand-in,
-step counts and seeds stay fixed:
+stage-3 recipe, step counts and seeds stay fixed. Every variant runs the shipped model's recipe
+(``seedtok demo --train``): stage 1 from the stand-in Q-Former with the slot scene term, stage 2
+with weights VQ 5 / cosine 2 / MSE 0 / contrastive-on-codes 1 and then the generation phase,
+stage 3 the ``tiny-full`` preset on the shipped stand-in LM:
 
 ========================  ==================================================================
-``seed``                  SEED: Causal Q-Former (stage 1) + codebook and generation
-                          targets (stage 2, weights 5/2/0.5)
+``seed``                  SEED: Causal Q-Former (stage 1) + codebook, then the generation
+                          path (stage 2), as shipped
 ``bidirectional``         the same with the Q-Former's causal mask off (BLIP-2-style
                           queries; preset ``tiny-stage1-bidirectional``)             -> (i)
 ``pixel-vq``              2-D pixel tokens: a VQ-VAE-style conv autoencoder with a 4x8 grid
                           of 32 tokens and the same 1024-code codebook, trained on pixel
                           reconstruction only; its own decoder draws the images      -> (ii)
 ``contrastive-only``      SEED without stage 2's reconstruction losses: the codes are
-                          trained by VQ + a contrastive loss on the codes (weights
-                          5/0/0/1), so nothing trains the generation embeddings      -> (iii)
-``reconstruction-only``   SEED without the contrastive stage: stage 1 skipped (random
-                          frozen Q-Former), stage 2 as usual                         -> (iii)
+                          trained by VQ + the contrastive term on the codes (weights
+                          5/0/0/1) and there is no generation phase, so nothing fits the
+                          generation path to the codes                               -> (iii)
+``reconstruction-only``   SEED without any contrastive training: random frozen Q-Former
+                          (no stand-in, no stage 1), stage 2 without its contrastive term
+                          (5/2/0/0) and with the generation phase                    -> (iii)
+``oracle``                no tokenizer: the true scene written into the codes
+                          (:mod:`seedtok.mllm.oracle`), drawn back by its exact inverse:
+                          the LLM's ceiling
 ========================  ==================================================================
 
 Per variant and seed, :func:`run_one` trains the tokenizer, scores it (retrieval from codes,
 reconstruction through the de-tokenizer, codebook usage), tokenizes the training and test
-splits once, LoRA-tunes the shipped stand-in LM on the tokens (stage 3) and scores captioning
-(exact scene match, CIDEr), VQA and text-to-image. :func:`summarise` turns the runs into one
-table (mean and spread over seeds), Markdown and a plot of the LLM's training loss on image
-tokens. Every stage writes its result atomically and is skipped when present, so an
-interrupted ablation resumes where it stopped.
+splits once, runs stage 3 on the tokens and scores captioning (exact scene match, CIDEr), VQA
+(overall and per question type) and text-to-image (per object and exact scene).
+:func:`summarise` turns the runs into one table (mean and spread over seeds, and which
+differences exceed 2 std), Markdown and a plot of the LLM's training loss on image tokens.
+Every stage writes its result atomically and is skipped when present (stage 3 resumes from its
+last checkpoint), so an interrupted ablation resumes where it stopped.
 """
 
 from __future__ import annotations

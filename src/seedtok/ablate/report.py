@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from seedtok.ablate.variants import HEADLINE, VARIANTS
+from seedtok.ablate.variants import COMPARISONS, HEADLINE, VARIANTS
 
 
 def blind_baselines(train: list[dict[str, Any]], test: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,7 +91,29 @@ def summarise(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
                        **{key: _stats([flatten(r)[key] for r in runs]) for key, _ in HEADLINE},
                        "vqa_per_type": {t: _stats([r["llm"]["vqa"]["per_type"].get(t, {}).get("accuracy") for r in runs])
                                         for t in types}}
-    return {**meta, "table": table}
+    return {**meta, "table": table, "significance": significance(table)}
+
+
+def significance(table: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """For each comparison of :data:`COMPARISONS` present in ``table``: the headline numbers
+    (and per-type VQA accuracies) whose difference of means exceeds twice the larger of the two
+    rows' sample standard deviations over seeds. A rough screen for 3 seeds, not a test: a
+    difference inside it is not shown to exist."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for a, b in COMPARISONS:
+        if a not in table or b not in table:
+            continue
+        pairs = [(k, table[a][k], table[b][k]) for k, _ in HEADLINE]
+        pairs += [(f"vqa_{t}", s, table[b]["vqa_per_type"].get(t, {"mean": None})) for t, s in table[a]["vqa_per_type"].items()]
+        found = {}
+        for key, x, y in pairs:
+            if x["mean"] is None or y["mean"] is None or min(x["n"], y["n"]) < 2:
+                continue
+            diff, bound = x["mean"] - y["mean"], 2 * max(x["std"], y["std"])
+            if abs(diff) > bound:
+                found[key] = {"diff": diff, "two_std": bound}
+        out[f"{a} vs {b}"] = found
+    return out
 
 
 def _fmt(s: dict[str, float | None], key: str) -> str:
@@ -121,6 +143,14 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| `{name}` | " + " | ".join(_fmt(row["vqa_per_type"].get(t, {"mean": None}), t) for t in types) + " |")
         if blind and blind.get("vqa_per_type"):
             lines.append("| no image (priors) | " + " | ".join(f"{blind['vqa_per_type'].get(t, float('nan')):.3f}" for t in types) + " |")
+    labels = {k: label for k, label in HEADLINE}
+    if summary.get("significance"):
+        lines += ["", "Differences of means that exceed 2 std (the larger sample std of the two rows; a rough screen "
+                  "over the seeds, not a test):", ""]
+        for pair, found in summary["significance"].items():
+            cells = [f"{labels.get(k, k.replace('vqa_', 'VQA '))} {v['diff']:+.3f} (2 std {v['two_std']:.3f})"
+                     for k, v in found.items()]
+            lines.append(f"- {pair}: " + ("; ".join(cells) if cells else "none"))
     lines.append("")
     compute = sum(summary.get("run_wall_s", {}).values()) + sum(summary.get("stage1_wall_s", {}).values())
     lines.append(f"Mean ± sample std over {n} seed(s); scale `{summary['scale_name']}` ({summary['scale']}). "

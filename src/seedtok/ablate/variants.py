@@ -87,3 +87,12 @@ HEADLINE = (  # (key in a run's metrics, label)
     ("codebook_used_pct", "codes used %"),
     ("codebook_perplexity", "code perplexity"),
 )
+
+# Which rows each claim compares (variant against the reference ``seed``), for the significance note.
+COMPARISONS = (
+    ("bidirectional", "seed"),
+    ("pixel-vq", "seed"),
+    ("contrastive-only", "seed"),
+    ("reconstruction-only", "seed"),
+    ("oracle", "seed"),
+)

@@ -14,7 +14,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                       "only), keep everything else; one table over seeds")
     p.add_argument("--data", required=True, help="shapes-world directory (seedtok data shapes)")
     p.add_argument("--out", default="ablation", help="working + output directory (re-running resumes)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all five")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all six (the five tokenizers and the oracle row)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--scale", choices=sorted(SCALES), default="default", help="step counts (smoke: a few steps each)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one torch thread each")
