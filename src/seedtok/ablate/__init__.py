@@ -60,14 +60,15 @@ from seedtok.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADLINE", "SCALES", "VARIANTS", "Scale", "Variant", "ablate", "blind_baselines", "code_entropy", "flatten",
+__all__ = ["HEADLINE", "SCALES", "VARIANTS", "Scale", "Variant", "ablate", "blind_baselines", "canonical_command", "code_entropy", "flatten",
            "markdown", "plot", "run_one", "summarise"]
 
 
 def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2),
-           scale_name: str = "default", jobs: int = 2, command: str = "", progress: bool = True) -> dict[str, Any]:
+           scale_name: str = "default", jobs: int = 2, progress: bool = True) -> dict[str, Any]:
     """Run every (variant, seed) (``jobs`` processes of one torch thread each) and write
-    ``ablation.json``, ``ablation.md`` and ``loss_curves.png`` under ``out``."""
+    ``ablation.json``, ``ablation.md`` and ``loss_curves.png`` under ``out`` (a function of the
+    finished runs alone), and ``invocation.json`` (this call's wall time, jobs and machine)."""
     from tqdm.auto import tqdm
 
     from seedtok.bench import machine_info
@@ -79,6 +80,7 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
     if not (Path(data) / "index.json").is_file():
         raise FileNotFoundError(f"{data}: not a shapes-world directory (make one with `seedtok data shapes`)")
     scale = SCALES[scale_name]
+    command = canonical_command(str(data), str(out), variants, seeds, scale_name)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     setup = {"data": str(Path(data).resolve()), "scale": dataclasses.asdict(scale)}
@@ -113,23 +115,43 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
                     finished(phase, *futures[fut], fut.result())
     bar.close()
     results.sort(key=lambda r: (list(VARIANTS).index(r["variant"]["name"]), r["seed"]))
-    meta = {"what": "seedtok ablation (issue 11): image tokenizers swapped, everything else fixed", "data": str(data),
-            "seeds": list(seeds), "scale_name": scale_name, "scale": dataclasses.asdict(scale), "jobs": jobs,
-            "command": command, "machine": machine_info(), "wall_s": round(time.perf_counter() - t0, 1),
+    # The summary depends on the finished runs only (re-summarising cached runs is byte-identical);
+    # what belongs to this invocation (its wall time, jobs, machine load) goes to invocation.json.
+    meta = {"what": "seedtok ablation: image tokenizers swapped, everything else fixed", "data": str(data),
+            "seeds": list(seeds), "scale_name": scale_name, "scale": dataclasses.asdict(scale), "command": command,
             "run_wall_s": {f"{r['variant']['name']}/seed{r['seed']}": r["wall_s"] for r in results},
             "stage1_wall_s": {p.parent.name: round(json.loads(p.read_text())["wall_s"], 1)
                               for p in sorted((root / "_stage1").glob("*/train_summary.json"))}}
-    if results:  # every tokenizer's caches hold the same records
+    # The no-image priors, from the records of any tokenizer's caches (all hold the same records).
+    first = next((r for r in results if r["variant"].get("kind") != "oracle"), None)
+    if first is not None:
         from seedtok.mllm.cache import load_cache
 
-        first = root / results[0]["variant"]["name"] / f"seed{results[0]['seed']}"
-        meta["blind"] = blind_baselines(load_cache(first / "ids-train").records,
-                                        load_cache(first / "ids-test").records[: scale.eval_num])
+        run = root / first["variant"]["name"] / f"seed{first['seed']}"
+        meta["blind"] = blind_baselines(load_cache(run / "ids-train").records,
+                                        load_cache(run / "ids-test").records[: scale.eval_num])
     summary = summarise(results, meta)
     atomic_write_json(root / "ablation.json", summary)
     atomic_write_bytes(root / "ablation.md", markdown(summary).encode())
     plot(results, root / "loss_curves.png")
-    return summary
+    invocation = {"wall_s": round(time.perf_counter() - t0, 1), "jobs": jobs, "machine": machine_info(),
+                  "ran": sorted(f"{r['variant']['name']}/seed{r['seed']}" for r in results)}
+    atomic_write_json(root / "invocation.json", invocation)
+    return {**summary, "invocation": invocation}
+
+
+def canonical_command(data: str, out: str, variants: list[str] | None, seeds: tuple[int, ...], scale_name: str) -> str:
+    """The ``seedtok ablate`` command that makes this table (``--jobs`` changes nothing in it)."""
+    import shlex
+
+    parts = ["seedtok", "ablate", "--data", data, "--out", out]
+    if variants:
+        parts += ["--variants", *variants]
+    if tuple(seeds) != (0, 1, 2):
+        parts += ["--seeds", *map(str, seeds)]
+    if scale_name != "default":
+        parts += ["--scale", scale_name]
+    return " ".join(shlex.quote(x) for x in parts)
 
 
 def _task(phase: str, root: str, name: str, data: str, scale: Scale, seed: int, threads: int | None = 1) -> dict[str, Any] | None:

@@ -152,11 +152,10 @@ def markdown(summary: dict[str, Any]) -> str:
                      for k, v in found.items()]
             lines.append(f"- {pair}: " + ("; ".join(cells) if cells else "none"))
     lines.append("")
-    compute = sum(summary.get("run_wall_s", {}).values()) + sum(summary.get("stage1_wall_s", {}).values())
+    runs, stage1 = summary.get("run_wall_s", {}), summary.get("stage1_wall_s", {})
     lines.append(f"Mean ± sample std over {n} seed(s); scale `{summary['scale_name']}` ({summary['scale']}). "
-                 f"This invocation: {summary['wall_s'] / 60:.1f} min wall on {summary['machine'].get('cores')} cores, "
-                 f"{summary['jobs']} job(s) in parallel; the runs themselves (also those reused from an earlier, "
-                 f"interrupted invocation) took {compute / 60:.1f} job-minutes of one thread each.")
+                 f"The runs took {(sum(runs.values()) + sum(stage1.values())) / 60:.1f} job-minutes of one thread each "
+                 f"({len(stage1)} stage-1 runs, {len(runs)} variant runs).")
     lines.append(f"Reproduce: `{summary['command']}`")
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +22,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_ablate(a: argparse.Namespace) -> int:
     from seedtok.ablate import ablate, markdown
 
-    command = "seedtok " + " ".join(shlex.quote(x) for x in sys.argv[1:]) if sys.argv[1:] else "seedtok ablate"
-    summary = ablate(a.data, a.out, a.variants, tuple(a.seeds), a.scale, a.jobs, command, progress=not a.quiet)
+    summary = ablate(a.data, a.out, a.variants, tuple(a.seeds), a.scale, a.jobs, progress=not a.quiet)
     print(markdown(summary))
-    print(f"wrote {a.out}/ablation.json, ablation.md, loss_curves.png")
+    inv = summary["invocation"]
+    print(f"this invocation: {inv['wall_s'] / 60:.1f} min wall, {a.jobs} job(s); "
+          f"wrote {a.out}/ablation.json, ablation.md, loss_curves.png, invocation.json")
     return 0
