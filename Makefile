@@ -70,8 +70,9 @@ tiny-model: $(STAMP)
 ship-model: $(STAMP)
 	$(VENV)/bin/seedtok model package --tokenizer $(TOKENIZER) --llm $(LLM) $(if $(DATA),--data $(DATA)) $(if $(REPORT),--report $(REPORT))
 
-# The ablation of issue 11 (docs/ablation.md): 5 tokenizer variants x 3 seeds on the 16k shapes
-# world, one table (ablation/ablation.md) + loss curves. About 75 min on 2 cores; re-running resumes.
+# The ablation (docs/ablation.md): 5 tokenizer variants + the oracle row x 3 seeds on the 16k shapes
+# world, the shipped recipe for each, one table (ablation/ablation.md) + loss curves. About 2 h 40 min
+# on 2 free cores; re-running resumes (on finished runs it only summarises, byte-identically).
 ABLATION_DATA ?= shapes16k
 ablate: $(STAMP)
 	[ -f $(ABLATION_DATA)/index.json ] || $(VENV)/bin/seedtok data shapes --out $(ABLATION_DATA) --num 16000 --seed 0
