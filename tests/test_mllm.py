@@ -258,3 +258,14 @@ def test_llama_family_standin_trains_draws_and_merges(tmp_path, finetune):
     assert torch.equal(SeedLLM.load(tmp_path / "out").draw_codes(LINES[:2]), codes)
     with pytest.raises(ValueError, match="family"):
         build_standin(tokenizer, family="gpt5")
+
+
+def test_id_cache_head_keeps_the_first_images_with_their_records():
+    import torch
+
+    from seedtok.mllm.cache import IdCache
+
+    cache = IdCache(torch.arange(12).view(4, 3), [{"i": i} for i in range(4)], {"num_tokens": 3})
+    two = cache.head(2)
+    assert len(two) == 2 and two.ids.tolist() == [[0, 1, 2], [3, 4, 5]] and two.records == [{"i": 0}, {"i": 1}]
+    assert two.meta is cache.meta and cache.head(None) is cache and len(cache.head(10)) == 4

@@ -129,7 +129,7 @@ def ablate(data: str, out: str, variants: list[str] | None = None, seeds: tuple[
 
         run = root / first["variant"]["name"] / f"seed{first['seed']}"
         meta["blind"] = blind_baselines(load_cache(run / "ids-train").records,
-                                        load_cache(run / "ids-test").records[: scale.eval_num])
+                                        load_cache(run / "ids-test").head(scale.eval_num).records)
     summary = summarise(results, meta)
     atomic_write_json(root / "ablation.json", summary)
     atomic_write_bytes(root / "ablation.md", markdown(summary).encode())

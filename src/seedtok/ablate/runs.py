@@ -151,7 +151,6 @@ def id_caches(variant: Variant, tok: torch.nn.Module | None, data: str, scale: S
     """(train, test) id caches: the variant's tokenizer run once over each split (kept under
     ``run``), or the oracle's codes (computed from the scenes, nothing to keep)."""
     from seedtok.eval.llm import split_cache
-    from seedtok.mllm.cache import IdCache
 
     if tok is not None:
         return (split_cache(data, "train", tok, run / "ids-train", scale.limit),
@@ -159,11 +158,8 @@ def id_caches(variant: Variant, tok: torch.nn.Module | None, data: str, scale: S
     from seedtok.data.shapes import split_shards
     from seedtok.mllm.oracle import oracle_cache
 
-    def cut(cache: IdCache, n: int | None) -> IdCache:
-        return cache if n is None else IdCache(cache.ids[:n], cache.records[:n], cache.meta)
-
-    return (cut(oracle_cache(split_shards(data, "train")), scale.limit),
-            cut(oracle_cache(split_shards(data, "test")), scale.eval_num))
+    return (oracle_cache(split_shards(data, "train")).head(scale.limit),
+            oracle_cache(split_shards(data, "test")).head(scale.eval_num))
 
 
 def llm_metrics(variant: Variant, tok_dir: Path | None, data: str, scale: Scale, seed: int, run: Path) -> dict[str, Any]:

@@ -147,9 +147,7 @@ def split_cache(data: str, split: str, tok: Any, path: Path, limit: int | None =
     from seedtok.data.shapes import split_shards
 
     cache = load_cache(path, tok) if (path / "meta.json").is_file() else build_id_cache(split_shards(data, split), tok, path)
-    if limit is not None:
-        cache = IdCache(cache.ids[:limit], cache.records[:limit], cache.meta)
-    return cache
+    return cache.head(limit)
 
 
 def bench_tiny_world(data: str, llm_dir: str, tokenizer_dir: str | None, decoder: str | None, limit: int | None = None,
@@ -193,8 +191,7 @@ def _eval_cache(data: str, split: str, tok: Any, llm_dir: Path, limit: int | Non
     if tok is None:
         from seedtok.mllm.oracle import oracle_cache
 
-        cache = oracle_cache(split_shards(data, split))
-        return IdCache(cache.ids[:limit], cache.records[:limit], cache.meta) if limit is not None else cache
+        return oracle_cache(split_shards(data, split)).head(limit)
     return split_cache(data, split, tok, llm_dir / f"ids-{split}-{tokenizer_fingerprint(tok)}", limit)
 
 

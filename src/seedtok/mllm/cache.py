@@ -36,6 +36,10 @@ class IdCache:
     def __len__(self) -> int:
         return self.ids.shape[0]
 
+    def head(self, n: int | None) -> "IdCache":
+        """The first ``n`` images (all of them for None)."""
+        return self if n is None else IdCache(self.ids[:n], self.records[:n], self.meta)
+
 
 def tokenizer_fingerprint(image_tokenizer: torch.nn.Module) -> str:
     """SHA-256 over the tokenizer's parameters (names, shapes, bytes): a cache is valid only for
